@@ -1,0 +1,203 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createSignupApp } from '@lesson/01-signup-events/app.ts';
+import type { UserSignedUp } from '@lesson/01-signup-events/events.ts';
+
+const WHERE = 'lessons/01-signup-events';
+
+/** Fake collaborators that record what the subscribers asked of them. */
+function recordingDependencies() {
+  const emails: string[] = [];
+  const keys: string[] = [];
+  const audits: string[] = [];
+  const errors: unknown[] = [];
+  return {
+    emails,
+    keys,
+    audits,
+    errors,
+    deps: {
+      mailer: { sendWelcomeEmail: async (to: string) => void emails.push(to) },
+      keys: { issueKey: async (userId: string) => (keys.push(userId), `key-${userId}`) },
+      audit: { record: async (entry: { userId: string }) => void audits.push(entry.userId) },
+      onError: (error: unknown) => void errors.push(error),
+    },
+  };
+}
+
+/** A promise the test resolves when it chooses: stands in for a slow subscriber. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+async function settles<T>(promise: Promise<T>, withinMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), withinMs)));
+  try {
+    return await Promise.race([promise.then(() => true as const), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function flushMicrotasksAndTimers(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('01 signup-events', () => {
+  it('signup emits exactly one user.signed-up event carrying the new user', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const seen: UserSignedUp[] = [];
+    bus.on('user.signed-up', (event) => void seen.push(event));
+
+    const user = await users.signup({ email: 'ada@example.com', name: 'Ada' }, { waitForSubscribers: true });
+
+    expect(seen.length, `expected one user.signed-up event per signup, saw ${seen.length}. ` +
+      `UserService.signup() should emit it once on the bus (${WHERE}/user-service.ts).`).toBe(1);
+    expect(seen[0], `the event should describe the user signup() returned (${WHERE}/user-service.ts)`).toMatchObject({
+      userId: user.id,
+      email: user.email,
+      name: user.name,
+    });
+    expect(typeof seen[0]!.signedUpAt, 'the event needs a signedUpAt timestamp (an ISO string)').toBe('string');
+  });
+
+  it('the email, auth-key and audit subscribers each receive the signup', async () => {
+    const { deps, emails, keys, audits } = recordingDependencies();
+    const { users } = createSignupApp(deps);
+
+    const user = await users.signup({ email: 'grace@example.com', name: 'Grace' });
+
+    await vi.waitFor(() => {
+      expect(emails, `the welcome-email subscriber never sent to ${user.email}: ` +
+        `is subscribeWelcomeEmail registered in createSignupApp (${WHERE}/app.ts)?`).toEqual([user.email]);
+      expect(keys, `no auth key was issued for ${user.id}: check subscribeAuthKey (${WHERE}/subscribers.ts)`).toEqual([user.id]);
+      expect(audits, `nothing was audited for ${user.id}: check subscribeAudit (${WHERE}/subscribers.ts)`).toEqual([user.id]);
+    }, { timeout: 2_000, interval: 10 });
+  });
+
+  it('a new subscriber on the bus receives signups without any change to UserService', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const analytics: string[] = [];
+    bus.on('user.signed-up', async (event) => void analytics.push(event.userId));
+
+    const user = await users.signup({ email: 'linus@example.com', name: 'Linus' });
+
+    await vi.waitFor(() => {
+      expect(analytics, 'a handler registered with bus.on("user.signed-up") was never called. ' +
+        'UserService must announce the signup on the bus instead of calling each subscriber itself ' +
+        `(${WHERE}/user-service.ts).`).toEqual([user.id]);
+    }, { timeout: 2_000, interval: 10 });
+  });
+
+  it('a subscriber that throws does not break signup or the other subscribers, and its error is reported', async () => {
+    const { deps, emails, errors } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const boom = new Error('analytics is down');
+    bus.on('user.signed-up', () => {
+      throw boom;
+    });
+    const after: string[] = [];
+    bus.on('user.signed-up', (event) => void after.push(event.userId));
+
+    const user = await users.signup({ email: 'barbara@example.com', name: 'Barbara' }).catch((error: unknown) =>
+      expect.fail(`signup() failed because a subscriber threw (${String(error)}). ` +
+        `EventBus must run each handler in isolation and report its error (${WHERE}/event-bus.ts).`),
+    );
+
+    await vi.waitFor(() => {
+      expect(after, 'a subscriber registered after the failing one never ran: one failure stopped the others ' +
+        `(${WHERE}/event-bus.ts)`).toEqual([user.id]);
+      expect(emails, 'the welcome email was not sent because another subscriber threw').toEqual([user.email]);
+      expect(errors, 'the thrown error never reached the onError reporter: errors must be reported, ' +
+        `not swallowed (${WHERE}/event-bus.ts)`).toContain(boom);
+    }, { timeout: 2_000, interval: 10 });
+  });
+
+  it('a subscriber that rejects asynchronously does not crash the process, and its error is reported', async () => {
+    const { deps, audits, errors } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const rejection = new Error('CRM timed out');
+    bus.on('user.signed-up', async () => {
+      await Promise.resolve();
+      throw rejection;
+    });
+
+    const user = await users.signup({ email: 'margaret@example.com', name: 'Margaret' });
+
+    await vi.waitFor(() => {
+      expect(errors, 'an async handler rejected and the error never reached onError. try/catch around ' +
+        'a call does not catch a rejection that happens later: the bus must handle the promise the handler ' +
+        `returns, or it becomes an unhandled rejection that can crash Node (${WHERE}/event-bus.ts).`).toContain(rejection);
+      expect(audits, 'the audit subscriber did not run').toEqual([user.id]);
+    }, { timeout: 2_000, interval: 10 });
+  });
+
+  it('once() handlers fire for the first signup only', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const firstUsers: string[] = [];
+    bus.once('user.signed-up', (event) => void firstUsers.push(event.email));
+
+    await users.signup({ email: 'first@example.com', name: 'First' }, { waitForSubscribers: true });
+    await users.signup({ email: 'second@example.com', name: 'Second' }, { waitForSubscribers: true });
+
+    expect(firstUsers, `a once() handler should run for the first event and then be removed (${WHERE}/event-bus.ts)`)
+      .toEqual(['first@example.com']);
+  });
+
+  it('signup does not wait for slow async subscribers', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const slow = gate();
+    bus.on('user.signed-up', () => slow.opened);
+
+    try {
+      const signup = users.signup({ email: 'hedy@example.com', name: 'Hedy' });
+      expect(await settles(signup, 2_000), 'signup() was still pending while a subscriber was busy. The user ' +
+        'should not wait for emails and audits: emit and return, do not await the handlers ' +
+        `(${WHERE}/user-service.ts and event-bus.ts).`).toBe(true);
+    } finally {
+      slow.open();
+    }
+  });
+
+  it('signup({ waitForSubscribers: true }) resolves only after every subscriber has finished', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const slow = gate();
+    let started = false;
+    bus.on('user.signed-up', async () => {
+      started = true;
+      await slow.opened;
+    });
+
+    const signup = users.signup({ email: 'katherine@example.com', name: 'Katherine' }, { waitForSubscribers: true });
+    let resolved = false;
+    void signup.then(() => (resolved = true), () => (resolved = true));
+    await vi.waitFor(() => expect(started, 'the slow subscriber was never called').toBe(true), { timeout: 2_000 });
+    await flushMicrotasksAndTimers();
+    expect(resolved, 'with waitForSubscribers, signup() resolved while a subscriber was still working: ' +
+      `await every handler, e.g. with EventBus.emitAndWait (${WHERE}/event-bus.ts)`).toBe(false);
+
+    slow.open();
+    expect(await settles(signup, 2_000), 'signup() never resolved after the last subscriber finished').toBe(true);
+  });
+
+  it('unsubscribing stops delivery to that handler', async () => {
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const seen: string[] = [];
+    const unsubscribe = bus.on('user.signed-up', (event) => void seen.push(event.email));
+
+    await users.signup({ email: 'one@example.com', name: 'One' }, { waitForSubscribers: true });
+    unsubscribe();
+    await users.signup({ email: 'two@example.com', name: 'Two' }, { waitForSubscribers: true });
+
+    expect(seen, `the function returned by bus.on() should remove the handler (${WHERE}/event-bus.ts)`)
+      .toEqual(['one@example.com']);
+  });
+});

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { afterAll, vi } from 'vitest';
+import { lessonFile } from './lesson.ts';
+
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * A learner program running as its own operating-system process, the way a deployed service
+ * runs: its own memory, its own connections. Output is captured for assertions and messages.
+ */
+export class LessonProcess {
+  readonly name: string;
+  readonly exited: Promise<ProcessExit>;
+  private readonly child: ChildProcess;
+  private captured = '';
+  private exit: ProcessExit | undefined;
+
+  constructor(name: string, child: ChildProcess) {
+    this.name = name;
+    this.child = child;
+    child.stdout?.on('data', (chunk: Buffer) => (this.captured += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (this.captured += chunk.toString()));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Everything the process printed so far (stdout and stderr, interleaved). */
+  output(): string {
+    return this.captured;
+  }
+
+  /** Waits until the output matches, or fails with what the process printed instead. */
+  async waitForOutput(pattern: RegExp, what: string, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    return vi.waitFor(
+      () => {
+        const match = this.captured.match(pattern);
+        if (match) return match;
+        const state = this.exit ? `it exited (${describeExit(this.exit)})` : 'it is still running';
+        throw new Error(
+          `${this.name} never ${what} (waited for output matching ${pattern}; ${state}).\n` +
+            `Its output was:\n${indent(this.captured) || '  (nothing)'}`,
+        );
+      },
+      { timeout: timeoutMs, interval: 25 },
+    );
+  }
+
+  /** Sends a signal (SIGKILL by default: a crash, no cleanup) and waits for the process to end. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<ProcessExit> {
+    if (this.exit) return this.exit;
+    this.child.kill(signal);
+    return this.exited;
+  }
+
+  /** Asks the process to stop (SIGTERM), and kills it if it has not ended within the grace time. */
+  async stop(graceMs = 3_000): Promise<ProcessExit> {
+    if (this.exit) return this.exit;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const live = new Set<LessonProcess>();
+
+afterAll(async () => {
+  await Promise.all([...live].map((p) => p.stop()));
+});
+
+export interface StartOptions {
+  /** Extra environment, e.g. serviceEnv('redis') or names of queues for this test. */
+  env?: Record<string, string>;
+  args?: string[];
+  /** How messages refer to it, e.g. "the email service". */
+  name?: string;
+}
+
+/** Starts `lessons/<slug>/<file>` (or the solution or fixture under grading) with tsx. */
+export function startLessonProcess(slug: string, file: string, options: StartOptions = {}): LessonProcess {
+  const child = spawn(process.execPath, ['--import', tsxLoader, lessonFile(slug, file), ...(options.args ?? [])], {
+    env: { ...process.env, ...options.env, FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const processName = options.name ?? file;
+  const lessonProcess = new LessonProcess(processName, child);
+  live.add(lessonProcess);
+  void lessonProcess.exited.then(() => live.delete(lessonProcess));
+  // The runner kills whatever is listed here if a run is cut short (a hang, Ctrl-C).
+  const pidFile = process.env.COURSE_PID_FILE;
+  if (pidFile && child.pid) appendFileSync(pidFile, `${child.pid}\n`);
+  return lessonProcess;
+}
+
+function describeExit(exit: ProcessExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+function indent(text: string): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .slice(-30)
+    .map((line) => `  ${line}`)
+    .join('\n');
+}

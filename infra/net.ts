@@ -1,0 +1,23 @@
+import { connect } from 'node:net';
+
+/** Resolves true when something accepts a TCP connection at host:port within the timeout. */
+export function isPortOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const finish = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('connect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/** The first host:port of a service URL (or of a Kafka broker list). */
+export function firstHostPort(url: string, defaultPort: number): { host: string; port: number } {
+  const first = url.split(',')[0]!.trim();
+  const withScheme = first.includes('://') ? first : `tcp://${first}`;
+  const parsed = new URL(withScheme);
+  return { host: parsed.hostname, port: parsed.port ? Number(parsed.port) : defaultPort };
+}

@@ -1,0 +1,86 @@
+/**
+ * The four services the course can grade against, and how each one is addressed.
+ * Every other part of the course (runner, checks, providers) speaks in these terms.
+ */
+export const SERVICE_NAMES = ['redis', 'rabbitmq', 'kafka', 'postgres'] as const;
+
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+export type ProviderName = 'env' | 'docker' | 'native';
+
+/** Where a service can be reached, and which provider made it reachable. */
+export interface ServiceEndpoint {
+  service: ServiceName;
+  /** redis://…, amqp://…, host:port[,host:port] for Kafka, postgres://… */
+  url: string;
+  provider: ProviderName;
+  /** A short human description, e.g. "container 3f2a…" or "native, started by the course". */
+  detail: string;
+}
+
+export type ServiceEndpoints = Partial<Record<ServiceName, ServiceEndpoint>>;
+
+interface ServiceSpec {
+  envVar: string;
+  /** The address a native install listens on by default, used to probe and to build the URL. */
+  host: string;
+  port: number;
+  url: string;
+  label: string;
+}
+
+export const SERVICES: Record<ServiceName, ServiceSpec> = {
+  redis: {
+    envVar: 'REDIS_URL',
+    host: '127.0.0.1',
+    port: 6379,
+    url: 'redis://127.0.0.1:6379',
+    label: 'Redis',
+  },
+  rabbitmq: {
+    envVar: 'AMQP_URL',
+    host: '127.0.0.1',
+    port: 5672,
+    url: 'amqp://guest:guest@127.0.0.1:5672',
+    label: 'RabbitMQ',
+  },
+  kafka: {
+    envVar: 'KAFKA_BROKERS',
+    host: '127.0.0.1',
+    port: 9092,
+    url: '127.0.0.1:9092',
+    label: 'Apache Kafka',
+  },
+  postgres: {
+    envVar: 'DATABASE_URL',
+    host: '127.0.0.1',
+    port: 5432,
+    url: 'postgres://postgres:postgres@127.0.0.1:5432/postgres',
+    label: 'PostgreSQL',
+  },
+};
+
+export function isServiceName(value: string): value is ServiceName {
+  return (SERVICE_NAMES as readonly string[]).includes(value);
+}
+
+/** The environment variables a process needs to reach the given endpoints. */
+export function endpointEnv(endpoints: ServiceEndpoints): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const endpoint of Object.values(endpoints)) {
+    if (endpoint) env[SERVICES[endpoint.service].envVar] = endpoint.url;
+  }
+  return env;
+}
+
+/** Raised when no provider can serve a service; its message says what was tried and how to fix it. */
+export class ServiceUnavailableError extends Error {
+  constructor(
+    readonly service: ServiceName,
+    readonly tried: string,
+    readonly howToFix: string,
+  ) {
+    super(`${SERVICES[service].label} is not reachable (tried ${tried}).\n${howToFix}`);
+    this.name = 'ServiceUnavailableError';
+  }
+}

@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config';
+import { targetRoot } from './tooling/course/paths.ts';
+
+// Checks import the code under test as `@lesson/NN-slug/file.ts`; the alias points at the
+// learner's `lessons/`, the reference `solutions/`, or a known-wrong fixture (see paths.ts).
+export default defineConfig({
+  resolve: {
+    alias: [{ find: /^@lesson\//, replacement: `${targetRoot()}/` }],
+  },
+  test: {
+    pool: 'forks',
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    teardownTimeout: 10_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'checks',
+          include: ['checks/*.test.ts', 'infra/smoke/*.test.ts'],
+          globalSetup: ['checks/support/global-setup.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['tooling/tests/**/*.test.ts'],
+        },
+      },
+    ],
+  },
+});
