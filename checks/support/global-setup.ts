@@ -1,6 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { ensureServices } from '../../infra/resolve.ts';
-import { endpointEnv, isServiceName, SERVICE_NAMES, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
+import { endpointEnv, isServiceName, SERVICE_NAMES, ServiceUnavailableError, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
+import { send } from '../../tooling/course/ipc-reporter.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,10 +16,21 @@ function requestedServices(): ServiceName[] {
   return listed.split(',').map((s) => s.trim()).filter(isServiceName);
 }
 
+const underRunner = process.env.COURSE_RUNNER === '1';
+
+function progress(text: string): void {
+  if (underRunner) send({ type: 'progress', text });
+  else console.log(`[services] ${text}`);
+}
+
 export default async function setup(project: TestProject): Promise<void> {
-  const endpoints = await ensureServices(requestedServices(), {
-    onProgress: (message) => console.log(`[services] ${message}`),
-  });
+  let endpoints: ServiceEndpoints;
+  try {
+    endpoints = await ensureServices(requestedServices(), { provision: true, onProgress: progress });
+  } catch (error) {
+    if (underRunner && error instanceof ServiceUnavailableError) send({ type: 'fatal', text: error.message });
+    throw error;
+  }
   // Child processes spawned by checks inherit these, like a deployed service reads its config.
   Object.assign(process.env, endpointEnv(endpoints));
   project.provide('services', endpoints);

@@ -1,0 +1,209 @@
+import { watch } from 'node:fs';
+import { relative } from 'node:path';
+import { parseArgs, UsageError } from '../course/args.ts';
+import { EXIT, runCommand, usageText } from '../course/cli.ts';
+import { findLesson, peekLesson } from '../course/lookup.ts';
+import { loadLessons, type Lesson } from '../course/manifest.ts';
+import { REPO_ROOT, SOLUTIONS_DIR, LESSONS_DIR } from '../course/paths.ts';
+import { ProgressStore } from '../course/progress.ts';
+import { countRequirements, runChecks, runPassed, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
+import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, yellow } from '../course/ui.ts';
+
+const USAGE = usageText([
+  'Usage: npm run lesson [NN] [-- options]',
+  '  npm run lesson                 list lessons with their status and where to continue',
+  '  npm run lesson 07              grade your code in lessons/07-*/',
+  '  npm run lesson 07 -- --watch   re-grade on every save',
+  '  npm run lesson 07 -- --hint    show the next hint',
+  '  npm run lesson 07 -- --solution  grade the reference solution instead',
+]);
+
+const FLAGS = ['watch', 'hint', 'solution', 'help'] as const;
+
+const rel = (path: string) => relative(REPO_ROOT, path);
+
+function listLessons(lessons: Lesson[], progress: ProgressStore): number {
+  console.log(bold('Lessons\n'));
+  const done = new Set(lessons.filter((l) => progress.lesson(l.number).passedAt).map((l) => l.number));
+  for (const lesson of lessons) {
+    const state = progress.lesson(lesson.number);
+    const status = done.has(lesson.number)
+      ? green('done   ')
+      : state.lastResult
+        ? yellow(`${state.lastResult.passed}/${state.lastResult.total}`.padEnd(7))
+        : dim('pending');
+    const services = lesson.services.length > 0 ? dim(` [${lesson.services.join(', ')}]`) : '';
+    console.log(`  ${status} ${bold(lesson.number)}  ${lesson.title}${services}`);
+  }
+  const next = lessons.find((l) => !done.has(l.number));
+  console.log(
+    next
+      ? `\n${done.size} of ${lessons.length} done. Continue with: ${cyan(`npm run lesson ${next.number}`)}`
+      : `\nAll ${lessons.length} lessons done. Well played.`,
+  );
+  return EXIT.ok;
+}
+
+function showHint(lesson: Lesson, progress: ProgressStore): number {
+  const index = progress.nextHint(lesson.number, lesson.hints.length);
+  console.log(bold(`Lesson ${lesson.number} · hint ${index + 1} of ${lesson.hints.length}\n`));
+  console.log(indent(lesson.hints[index]!, 2));
+  if (index + 1 < lesson.hints.length) console.log(dim(`\nRun the same command again for the next hint.`));
+  else console.log(dim(`\nThat was the last hint. The reference solution is in ${rel(lesson.solutionDir)}/.`));
+  return EXIT.ok;
+}
+
+function printHeader(lesson: Lesson, gradingSolution: boolean): void {
+  console.log(`${bold(`Lesson ${lesson.number} · ${lesson.title}`)}\n`);
+  console.log(indent(lesson.goal, 2));
+  console.log();
+  if (gradingSolution) {
+    console.log(`  Grading:  ${rel(lesson.solutionDir)}/ ${yellow('(reference solution)')}`);
+  } else {
+    console.log(`  Edit:     ${lesson.files.map((file) => `${rel(lesson.lessonDir)}/${file}`).join('\n            ')}`);
+  }
+  console.log(`  Read:     ${rel(lesson.docFile)}`);
+  console.log(`  Services: ${lesson.services.length > 0 ? lesson.services.join(', ') : 'none'}\n`);
+}
+
+export function printRequirement(result: RequirementResult): void {
+  const mark = result.state === 'passed' ? PASS : result.state === 'failed' ? FAIL : SKIP;
+  console.log(`  ${mark} ${result.name}`);
+  if (result.state === 'failed' && result.message) console.log(indent(red(result.message), 6));
+}
+
+function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, lessons: Lesson[]): boolean {
+  for (const file of run.files) {
+    if (file.loadError) {
+      console.log(`  ${FAIL} the checks could not load the code under test:`);
+      console.log(indent(red(file.loadError), 6));
+    }
+  }
+  for (const error of run.unhandledErrors) {
+    console.log(`  ${FAIL} an error escaped every requirement (an unhandled rejection or exception in the code under test):`);
+    console.log(indent(red(error), 6));
+  }
+  if (run.fatal) console.log(`\n${red(run.fatal)}`);
+  const { passed, total } = countRequirements(run);
+  console.log();
+  if (!runPassed(run)) {
+    console.log(`${bold(`${passed} of ${plural(total, 'requirement')} pass.`)} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);
+    return false;
+  }
+  console.log(green(bold(`All ${plural(total, 'requirement')} pass.`)));
+  if (!gradingSolution) {
+    const next = lessons[lessons.indexOf(lesson) + 1];
+    console.log(`Lesson ${lesson.number} is done. Compare with the reference solution in ${rel(lesson.solutionDir)}/.`);
+    console.log(next ? `Next: ${cyan(`npm run lesson ${next.number}`)} · ${next.title}` : 'That was the last lesson.');
+  }
+  return true;
+}
+
+interface Grading {
+  run: Promise<CheckRun>;
+  /** Prints what arrived while the header was being printed, then prints live. */
+  startLiveOutput(): void;
+}
+
+/** Starts the checks at once; output waits until the header has been printed. */
+function startGrading(lesson: Pick<Lesson, 'checkFile' | 'services' | 'timeoutSeconds'>, gradingSolution: boolean): Grading {
+  const pending: Array<() => void> = [];
+  let live = false;
+  const show = (print: () => void) => (live ? print() : pending.push(print));
+  const run = runChecks({
+    files: [lesson.checkFile],
+    targetRoot: gradingSolution ? SOLUTIONS_DIR : LESSONS_DIR,
+    services: lesson.services,
+    timeoutSeconds: lesson.timeoutSeconds,
+    onRequirement: (result) => show(() => printRequirement(result)),
+    onProgress: (line) => show(() => console.log(dim(`  … ${line}`))),
+  });
+  return {
+    run,
+    startLiveOutput: () => {
+      live = true;
+      for (const print of pending.splice(0)) print();
+    },
+  };
+}
+
+async function finishGrading(grading: Grading, lesson: Lesson, gradingSolution: boolean, lessons: Lesson[], progress: ProgressStore): Promise<boolean> {
+  const target = gradingSolution ? lesson.solutionDir : lesson.lessonDir;
+  console.log(dim(`Checking ${rel(target)}/ …`));
+  grading.startLiveOutput();
+  const run = await grading.run;
+  const allPass = printVerdict(lesson, run, gradingSolution, lessons);
+  if (!gradingSolution && !run.fatal) progress.recordRun(lesson.number, { ...countRequirements(run), complete: allPass });
+  return allPass;
+}
+
+/** Re-grades on every save in the lesson folder, debounced; services stay up between runs. */
+async function watchLesson(lesson: Lesson, gradingSolution: boolean, lessons: Lesson[], progress: ProgressStore): Promise<number> {
+  const folder = gradingSolution ? lesson.solutionDir : lesson.lessonDir;
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let pending = false;
+
+  const rerun = async () => {
+    if (running) {
+      pending = true;
+      return;
+    }
+    running = true;
+    console.clear();
+    const grading = startGrading(lesson, gradingSolution);
+    printHeader(lesson, gradingSolution);
+    console.log();
+    await finishGrading(grading, lesson, gradingSolution, lessons, progress);
+    console.log(dim(`\nWatching ${rel(folder)}/ for changes. Press Ctrl-C to stop.`));
+    running = false;
+    if (pending) {
+      pending = false;
+      void rerun();
+    }
+  };
+
+  watch(folder, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void rerun(), 250);
+  });
+  await rerun();
+  return new Promise<number>((resolve) => process.once('SIGINT', () => resolve(EXIT.ok)));
+}
+
+async function main(): Promise<number> {
+  const { positionals, flags } = parseArgs(process.argv.slice(2), FLAGS);
+  if (flags.has('help')) {
+    console.log(USAGE);
+    return EXIT.ok;
+  }
+  if (positionals.length > 1) throw new UsageError(`expected one lesson number, got "${positionals.join(' ')}"`);
+
+  // The common case, grading one lesson once, starts the test process before anything else
+  // loads, so the runner adds as little as possible to the time until the verdict.
+  const quick = positionals.length === 1 && flags.size <= 1 && !flags.has('watch') && !flags.has('hint') ? peekLesson(positionals[0]!) : undefined;
+  const grading = quick ? startGrading(quick, flags.has('solution')) : undefined;
+
+  const lessons = loadLessons();
+  const progress = new ProgressStore();
+  if (positionals.length === 0) {
+    if (flags.size > 0) throw new UsageError(`--${[...flags][0]} needs a lesson number, e.g. npm run lesson 01 -- --${[...flags][0]}`);
+    return listLessons(lessons, progress);
+  }
+
+  const lesson = findLesson(positionals[0]!, lessons);
+  if (flags.has('hint')) return showHint(lesson, progress);
+
+  const gradingSolution = flags.has('solution');
+  printHeader(lesson, gradingSolution);
+  if (flags.has('watch')) {
+    // Bring services up once, here, so every re-run finds them in the environment at once.
+    const { bringUpServices } = await import('../course/services-ui.ts');
+    await bringUpServices(lesson.services);
+    return watchLesson(lesson, gradingSolution, lessons, progress);
+  }
+  const passed = await finishGrading(grading ?? startGrading(lesson, gradingSolution), lesson, gradingSolution, lessons, progress);
+  return passed ? EXIT.ok : EXIT.failed;
+}
+
+runCommand(USAGE, main);

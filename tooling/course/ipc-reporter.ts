@@ -1,0 +1,44 @@
+import type { Reporter, TestCase, TestModule } from 'vitest/node';
+
+/**
+ * A vitest reporter for a vitest process started by the course runner: it sends each event to the
+ * runner over the IPC channel, and prints nothing itself.
+ */
+export type ReporterMessage =
+  | { type: 'test-start'; id: string; file: string; name: string }
+  | { type: 'test-end'; id: string; file: string; name: string; state: string; message?: string; durationMs: number }
+  | { type: 'module-end'; file: string; errors: string[] }
+  | { type: 'run-end'; unhandledErrors: string[] }
+  | { type: 'progress'; text: string }
+  | { type: 'fatal'; text: string };
+
+export function send(message: ReporterMessage): void {
+  process.send?.(message);
+}
+
+export default class IpcReporter implements Reporter {
+  onTestCaseReady(testCase: TestCase): void {
+    send({ type: 'test-start', id: testCase.id, file: testCase.module.moduleId, name: testCase.name });
+  }
+
+  onTestCaseResult(testCase: TestCase): void {
+    const result = testCase.result();
+    send({
+      type: 'test-end',
+      id: testCase.id,
+      file: testCase.module.moduleId,
+      name: testCase.name,
+      state: result.state,
+      message: result.errors?.[0]?.message,
+      durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
+    });
+  }
+
+  onTestModuleEnd(testModule: TestModule): void {
+    send({ type: 'module-end', file: testModule.moduleId, errors: testModule.errors().map((e) => e.message) });
+  }
+
+  onTestRunEnd(_modules: ReadonlyArray<TestModule>, errors: ReadonlyArray<{ message?: string }>): void {
+    send({ type: 'run-end', unhandledErrors: errors.map((e) => e.message ?? String(e)) });
+  }
+}

@@ -1,0 +1,199 @@
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
+import type { ServiceName } from '../../infra/services.ts';
+import type { ReporterMessage } from './ipc-reporter.ts';
+import { PidRegistry } from './processes.ts';
+import { REPO_ROOT, TARGET_ROOT_ENV } from './paths.ts';
+
+export type RequirementState = 'passed' | 'failed' | 'skipped';
+
+export interface RequirementResult {
+  /** The check file, relative to the repository, e.g. checks/01-signup-events.test.ts */
+  file: string;
+  /** The requirement: the test's name. */
+  name: string;
+  state: RequirementState;
+  /** For a failure: the teaching message. */
+  message?: string;
+  durationMs: number;
+}
+
+export interface FileResult {
+  file: string;
+  requirements: RequirementResult[];
+  /** The check file could not run at all (e.g. the code under test does not load). */
+  loadError?: string;
+}
+
+export interface CheckRun {
+  files: FileResult[];
+  /** Errors that escaped every test, such as an unhandled rejection in learner code. */
+  unhandledErrors: string[];
+  /** The run could not start or was cut short (a missing service, a crash of the test process). */
+  fatal?: string;
+}
+
+export interface RunChecksOptions {
+  /** Check files (absolute or relative to the repository). */
+  files: string[];
+  /** The folder holding the `NN-slug/` code to grade (see paths.ts). */
+  targetRoot: string;
+  services: readonly ServiceName[];
+  /** The per-requirement limit; a requirement still running well after it counts as hung. */
+  timeoutSeconds: number;
+  /** Run several check files at the same time. */
+  parallel?: boolean;
+  /** Called as each requirement finishes, for live output. */
+  onRequirement?: (result: RequirementResult) => void;
+  /** Progress lines from the test process (services starting). */
+  onProgress?: (line: string) => void;
+  /** Also write a JUnit XML report to this path. */
+  junitFile?: string;
+}
+
+/** Grace beyond the requirement's own limit before a requirement counts as hung (a busy loop). */
+const HANG_GRACE_MS = 5_000;
+
+const VITEST_CLI = join(createRequire(import.meta.url).resolve('vitest/package.json'), '..', 'vitest.mjs');
+const REPORTER = join(REPO_ROOT, 'tooling/course/ipc-reporter.ts');
+
+/** Explains vitest's timeout error the way a learner needs it. */
+export function teachingMessage(raw: string, timeoutSeconds: number): string {
+  if (/^(Test|Hook) timed out in \d+ms/.test(raw)) {
+    return (
+      `did not finish within ${timeoutSeconds} s. Something this requirement waits for never happened: ` +
+      'a promise that never settles, a consumer that never receives, a connection that never opens.'
+    );
+  }
+  const todo = /^TODO: (.+)$/.exec(raw.trim());
+  if (todo) return `not written yet: ${todo[1]} still throws its TODO.`;
+  return raw.trim();
+}
+
+export function vitestArguments(options: RunChecksOptions): string[] {
+  const timeoutMs = options.timeoutSeconds * 1000;
+  const args = [
+    VITEST_CLI,
+    'run',
+    '--project=checks',
+    `--testTimeout=${timeoutMs}`,
+    `--hookTimeout=${Math.max(timeoutMs, 30_000)}`,
+    `--fileParallelism=${options.parallel ?? false}`,
+    `--reporter=${REPORTER}`,
+  ];
+  if (options.junitFile) args.push('--reporter=junit', `--outputFile.junit=${options.junitFile}`);
+  return [...args, ...options.files.map((file) => relative(REPO_ROOT, file))];
+}
+
+/**
+ * Runs check files with vitest, in a process of its own, against one target, and returns each
+ * requirement's result. A requirement that blocks its process past the limit is reported by name,
+ * and every process the run started is killed before this returns.
+ */
+export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
+  const pids = new PidRegistry();
+  const child = spawn(process.execPath, vitestArguments(options), {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: {
+      ...process.env,
+      [TARGET_ROOT_ENV]: options.targetRoot,
+      COURSE_SERVICES: options.services.join(','),
+      COURSE_PID_FILE: pids.file,
+      COURSE_RUNNER: '1',
+      FORCE_COLOR: '0',
+    },
+  });
+
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  const files = new Map<string, FileResult>();
+  const fileFor = (moduleId: string) => {
+    const file = relative(REPO_ROOT, moduleId);
+    if (!files.has(file)) files.set(file, { file, requirements: [] });
+    return files.get(file)!;
+  };
+  const running = new Map<string, { file: string; name: string; startedAt: number }>();
+  const run: CheckRun = { files: [], unhandledErrors: [] };
+  const record = (file: string, result: RequirementResult) => {
+    fileFor(file).requirements.push(result);
+    options.onRequirement?.(result);
+  };
+
+  child.on('message', (message: ReporterMessage) => {
+    switch (message.type) {
+      case 'test-start':
+        running.set(message.id, { file: message.file, name: message.name, startedAt: Date.now() });
+        break;
+      case 'test-end': {
+        running.delete(message.id);
+        const state: RequirementState = message.state === 'passed' ? 'passed' : message.state === 'failed' ? 'failed' : 'skipped';
+        record(message.file, {
+          file: relative(REPO_ROOT, message.file),
+          name: message.name,
+          state,
+          message: state === 'failed' ? teachingMessage(message.message ?? 'failed', options.timeoutSeconds) : undefined,
+          durationMs: message.durationMs,
+        });
+        break;
+      }
+      case 'module-end':
+        if (message.errors.length > 0) fileFor(message.file).loadError = message.errors.join('\n');
+        break;
+      case 'run-end':
+        run.unhandledErrors = message.unhandledErrors;
+        break;
+      case 'progress':
+        options.onProgress?.(message.text);
+        break;
+      case 'fatal':
+        run.fatal = message.text;
+        break;
+    }
+  });
+
+  const watchdog = setInterval(() => {
+    for (const [id, test] of running) {
+      if (Date.now() - test.startedAt <= options.timeoutSeconds * 1000 + HANG_GRACE_MS) continue;
+      running.delete(id);
+      record(test.file, {
+        file: relative(REPO_ROOT, test.file),
+        name: test.name,
+        state: 'failed',
+        message:
+          `did not finish within ${options.timeoutSeconds} s and blocked its process: ` +
+          'look for a loop that never yields (a `while` that waits for something without `await`).',
+        durationMs: Date.now() - test.startedAt,
+      });
+      run.fatal ??= `stopped: "${test.name}" hung`;
+      pids.killAll(child.pid);
+    }
+  }, 250);
+
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      clearInterval(watchdog);
+      pids.killAll(child.pid);
+      run.files = [...files.values()];
+      const nothingRan = run.files.every((file) => file.requirements.length === 0 && !file.loadError);
+      if (!run.fatal && nothingRan && code !== 0) {
+        run.fatal = `the checks did not run (vitest exited with ${signal ?? code}):\n${output.trim().split('\n').slice(-15).join('\n')}`;
+      }
+      resolve(run);
+    });
+  });
+}
+
+export function countRequirements(run: CheckRun): { passed: number; total: number } {
+  const all = run.files.flatMap((file) => file.requirements);
+  return { passed: all.filter((r) => r.state === 'passed').length, total: all.length };
+}
+
+/** Every requirement passed, and nothing failed outside a requirement. */
+export function runPassed(run: CheckRun): boolean {
+  const { passed, total } = countRequirements(run);
+  return total > 0 && passed === total && !run.fatal && run.unhandledErrors.length === 0 && run.files.every((f) => !f.loadError);
+}
