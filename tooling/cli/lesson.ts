@@ -3,9 +3,9 @@ import { relative } from 'node:path';
 import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { findLesson, peekLesson } from '../course/lookup.ts';
-import { loadLessons, type Lesson } from '../course/manifest.ts';
+import type { Lesson } from '../course/manifest.ts';
 import { REPO_ROOT, SOLUTIONS_DIR, LESSONS_DIR } from '../course/paths.ts';
-import { ProgressStore } from '../course/progress.ts';
+import type { ProgressStore } from '../course/progress.ts';
 import { countRequirements, runChecks, runPassed, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
 import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, yellow } from '../course/ui.ts';
 
@@ -168,7 +168,8 @@ async function watchLesson(lesson: Lesson, gradingSolution: boolean, lessons: Le
     timer = setTimeout(() => void rerun(), 250);
   });
   await rerun();
-  return new Promise<number>((resolve) => process.once('SIGINT', () => resolve(EXIT.ok)));
+  // Runs until Ctrl-C, which runCommand turns into a clean exit.
+  return new Promise<number>(() => {});
 }
 
 async function main(): Promise<number> {
@@ -184,6 +185,8 @@ async function main(): Promise<number> {
   const quick = positionals.length === 1 && flags.size <= 1 && !flags.has('watch') && !flags.has('hint') ? peekLesson(positionals[0]!) : undefined;
   const grading = quick ? startGrading(quick, flags.has('solution')) : undefined;
 
+  // Loaded only now (schema validation is the slow part of start-up), while the checks already run.
+  const [{ loadLessons }, { ProgressStore }] = await Promise.all([import('../course/manifest.ts'), import('../course/progress.ts')]);
   const lessons = loadLessons();
   const progress = new ProgressStore();
   if (positionals.length === 0) {

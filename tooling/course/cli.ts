@@ -1,6 +1,6 @@
 import { ServiceUnavailableError } from '../../infra/services.ts';
 import { UsageError } from './args.ts';
-import { ManifestError } from './manifest.ts';
+import { ManifestError } from './errors.ts';
 import { bold, red } from './ui.ts';
 
 /** Exit codes shared by the course commands. */
@@ -11,6 +11,8 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
  * exit code: no stack traces for bad input or a missing service (set COURSE_DEBUG=1 to see them).
  */
 export function runCommand(usage: string, main: () => Promise<number>): void {
+  // Ctrl-C: exit through process.exit so that 'exit' handlers stop whatever this command started.
+  process.once('SIGINT', () => process.exit(130));
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {

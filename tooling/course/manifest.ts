@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { z } from 'zod';
 import { SERVICE_NAMES } from '../../infra/services.ts';
-import { CHECKS_DIR, DOCS_DIR, FIXTURES_DIR, LESSONS_DIR, SOLUTIONS_DIR } from './paths.ts';
+import { ManifestError } from './errors.ts';
+import { CHECKS_DIR, DOCS_DIR, FIXTURES_DIR, LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR } from './paths.ts';
 
 /** `lessons/NN-slug/lesson.json`: what the runner needs to present and grade a lesson. */
 export const LessonManifestSchema = z.strictObject({
@@ -13,7 +14,7 @@ export const LessonManifestSchema = z.strictObject({
   /** The files the learner edits, relative to the lesson folder; `reset` restores exactly these. */
   files: z.array(z.string().min(1)).min(1),
   /** Progressive hints, from a nudge to nearly the answer. */
-  hints: z.array(z.string().min(1)).min(2),
+  hints: z.array(z.string().min(1)).min(3),
   /** Per-requirement time limit; a hanging requirement fails with a message after this. */
   timeoutSeconds: z.number().int().positive().max(300).default(20),
 });
@@ -28,6 +29,8 @@ export const FixtureManifestSchema = z.strictObject({
 
 export type LessonManifest = z.infer<typeof LessonManifestSchema>;
 export type FixtureManifest = z.infer<typeof FixtureManifestSchema>;
+
+export { ManifestError };
 
 export interface Fixture extends FixtureManifest {
   name: string;
@@ -47,19 +50,16 @@ export interface Lesson extends LessonManifest {
 
 const LESSON_DIR_PATTERN = /^(\d{2})-[a-z0-9-]+$/;
 
-export class ManifestError extends Error {
-  override name = 'ManifestError';
-}
-
 function readJson<T>(file: string, schema: z.ZodType<T>): T {
+  if (!existsSync(file)) throw new ManifestError(`${relative(REPO_ROOT, file)} is missing`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new ManifestError(`${file} is not valid JSON: ${(error as Error).message}`);
+    throw new ManifestError(`${relative(REPO_ROOT, file)} is not valid JSON: ${(error as Error).message}`);
   }
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new ManifestError(`${file} is invalid:\n${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new ManifestError(`${relative(REPO_ROOT, file)} is invalid:\n${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }
 

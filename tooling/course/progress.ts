@@ -20,7 +20,8 @@ const ProgressSchema = z.object({
 export type LessonProgress = z.infer<typeof LessonProgressSchema>;
 export type Progress = z.infer<typeof ProgressSchema>;
 
-export const DEFAULT_PROGRESS_FILE = join(STATE_DIR, 'progress.json');
+/** COURSE_PROGRESS_FILE moves it, e.g. for tests or a shared classroom machine. */
+export const DEFAULT_PROGRESS_FILE = process.env.COURSE_PROGRESS_FILE ?? join(STATE_DIR, 'progress.json');
 
 /**
  * The learner's progress, keyed by lesson number. A missing or unreadable file means a fresh start:

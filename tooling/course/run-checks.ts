@@ -106,6 +106,10 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
     },
   });
 
+  // However this process ends (an error, Ctrl-C), the test process and its children end with it.
+  const killTree = () => pids.killAll(child.pid);
+  process.once('exit', killTree);
+
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -176,6 +180,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
   return new Promise((resolve) => {
     child.once('exit', (code, signal) => {
       clearInterval(watchdog);
+      process.off('exit', killTree);
       pids.killAll(child.pid);
       run.files = [...files.values()];
       const nothingRan = run.files.every((file) => file.requirements.length === 0 && !file.loadError);

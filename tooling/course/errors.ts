@@ -1,0 +1,4 @@
+/** A lesson.json or fixture.json that is missing or does not match its schema. */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}

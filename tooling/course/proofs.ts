@@ -1,0 +1,141 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Fixture, Lesson } from './manifest.ts';
+import { loadFixtures } from './manifest.ts';
+import { LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
+import { runChecks, type CheckRun, type FileResult, type RequirementResult } from './run-checks.ts';
+import { materializeFixture } from './targets.ts';
+
+/** One thing `npm test` proves, e.g. "lesson 03: the starter fails its checks". */
+export interface Proof {
+  group: string;
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+const FIXTURE_ROUNDS_DIR = join(STATE_DIR, 'targets', 'rounds');
+
+function resultFor(run: CheckRun, lesson: Lesson): FileResult | undefined {
+  return run.files.find((file) => join(REPO_ROOT, file.file) === lesson.checkFile);
+}
+
+function describeFailures(requirements: RequirementResult[]): string {
+  return requirements
+    .filter((r) => r.state !== 'passed')
+    .map((r) => `"${r.name}": ${r.message ?? r.state}`)
+    .join('\n');
+}
+
+function timeoutFor(lessons: readonly Lesson[]): number {
+  return Math.max(...lessons.map((lesson) => lesson.timeoutSeconds));
+}
+
+function servicesOf(lessons: readonly Lesson[]) {
+  return [...new Set(lessons.flatMap((lesson) => lesson.services))];
+}
+
+/** The reference solution of every lesson passes every requirement. */
+export async function proveSolutions(lessons: Lesson[]): Promise<{ proofs: Proof[]; names: Map<string, Set<string>> }> {
+  const run = await runChecks({
+    files: lessons.map((l) => l.checkFile),
+    targetRoot: SOLUTIONS_DIR,
+    services: servicesOf(lessons),
+    timeoutSeconds: timeoutFor(lessons),
+    parallel: true,
+  });
+  const names = new Map<string, Set<string>>();
+  const proofs = lessons.map((lesson): Proof => {
+    const file = resultFor(run, lesson);
+    const requirements = file?.requirements ?? [];
+    names.set(lesson.slug, new Set(requirements.map((r) => r.name)));
+    const failed = requirements.filter((r) => r.state !== 'passed');
+    const ok = requirements.length > 0 && failed.length === 0 && !file?.loadError && !run.fatal;
+    return {
+      group: `lesson ${lesson.number}`,
+      name: `the solution passes all ${requirements.length} requirements`,
+      ok,
+      detail: ok ? undefined : (file?.loadError ?? run.fatal ?? (describeFailures(requirements) || 'no requirement ran')),
+    };
+  });
+  if (run.unhandledErrors.length > 0) {
+    proofs.push({ group: 'solutions', name: 'no error escapes the requirements', ok: false, detail: run.unhandledErrors.join('\n') });
+  }
+  return { proofs, names };
+}
+
+/** Every starter runs its checks (it loads) and fails at least one requirement. */
+export async function proveStarters(lessons: Lesson[]): Promise<Proof[]> {
+  const run = await runChecks({
+    files: lessons.map((l) => l.checkFile),
+    targetRoot: LESSONS_DIR,
+    services: servicesOf(lessons),
+    timeoutSeconds: timeoutFor(lessons),
+    parallel: true,
+  });
+  return lessons.map((lesson): Proof => {
+    const file = resultFor(run, lesson);
+    const requirements = file?.requirements ?? [];
+    const failed = requirements.filter((r) => r.state === 'failed').length;
+    const ok = requirements.length > 0 && failed > 0 && !file?.loadError;
+    return {
+      group: `lesson ${lesson.number}`,
+      name: `the starter fails ${failed} of ${requirements.length} requirements`,
+      ok,
+      detail: ok
+        ? undefined
+        : (file?.loadError ?? run.fatal ?? (requirements.length === 0 ? 'no requirement ran' : 'the starter passes every requirement')),
+    };
+  });
+}
+
+/**
+ * Every known-wrong fixture fails the requirements it names. Fixtures are graded in rounds: round k
+ * holds the k-th fixture of every lesson, so one vitest run grades many lessons at once.
+ */
+export async function proveFixtures(lessons: Lesson[], requirementNames: Map<string, Set<string>>): Promise<Proof[]> {
+  const byLesson = lessons.map((lesson) => ({ lesson, fixtures: loadFixtures(lesson) }));
+  const rounds = Math.max(0, ...byLesson.map((entry) => entry.fixtures.length));
+  const proofs: Proof[] = [];
+  rmSync(FIXTURE_ROUNDS_DIR, { recursive: true, force: true });
+
+  for (let round = 0; round < rounds; round++) {
+    const entries = byLesson.flatMap(({ lesson, fixtures }) => (fixtures[round] ? [{ lesson, fixture: fixtures[round]! }] : []));
+    const root = join(FIXTURE_ROUNDS_DIR, String(round));
+    for (const { lesson, fixture } of entries) materializeFixture(lesson, fixture, root);
+    const roundLessons = entries.map((entry) => entry.lesson);
+    const run = await runChecks({
+      files: roundLessons.map((l) => l.checkFile),
+      targetRoot: root,
+      services: servicesOf(roundLessons),
+      timeoutSeconds: timeoutFor(roundLessons),
+      parallel: true,
+    });
+    for (const { lesson, fixture } of entries) proofs.push(judgeFixture(lesson, fixture, resultFor(run, lesson), requirementNames));
+  }
+  return proofs;
+}
+
+function judgeFixture(lesson: Lesson, fixture: Fixture, file: FileResult | undefined, names: Map<string, Set<string>>): Proof {
+  const proof = { group: `lesson ${lesson.number}`, name: `the known-wrong fixture "${fixture.name}" fails` };
+  const known = names.get(lesson.slug) ?? new Set<string>();
+  const unknown = fixture.mustFail.filter((name) => !known.has(name));
+  if (unknown.length > 0) return { ...proof, ok: false, detail: `fixture.json names requirements the check does not have: ${unknown.join('; ')}` };
+  if (!file || file.loadError) return { ...proof, ok: false, detail: `the fixture did not load, so it proves nothing: ${file?.loadError ?? 'no result'}` };
+  const stillPassing = fixture.mustFail.filter((name) => file.requirements.find((r) => r.name === name)?.state !== 'failed');
+  if (stillPassing.length > 0) return { ...proof, ok: false, detail: `these requirements did not fail: ${stillPassing.join('; ')}` };
+  return { ...proof, ok: true };
+}
+
+/** A tsconfig covering every materialized fixture, so `tsc` proves each one type-checks over its solution. */
+export function writeFixtureTsconfig(lessons: Lesson[]): string {
+  const root = join(STATE_DIR, 'targets', 'typecheck');
+  rmSync(root, { recursive: true, force: true });
+  for (const lesson of lessons) {
+    for (const fixture of loadFixtures(lesson)) materializeFixture(lesson, fixture, join(root, fixture.name));
+  }
+  mkdirSync(root, { recursive: true });
+  const config = join(root, 'tsconfig.json');
+  writeFileSync(config, JSON.stringify({ extends: '../../../tsconfig.json', include: ['./**/*.ts'], exclude: [] }, null, 2));
+  return config;
+}
