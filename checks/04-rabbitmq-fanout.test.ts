@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
+import type { UserSignedUp } from '@lesson/04-rabbitmq-fanout/events.ts';
+import { startLiveFeed } from '@lesson/04-rabbitmq-fanout/live-feed.ts';
+import { publishSignup } from '@lesson/04-rabbitmq-fanout/publisher.ts';
+import { startSignupSubscriber } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
+import { assertSignupExchange, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
+import { uniqueName } from './support/names.ts';
+import { startLessonProcess, type LessonProcess } from './support/processes.ts';
+import { CLASSIC_QUEUE, useRabbitMQ } from './support/rabbitmq.ts';
+import { serviceEnv } from './support/services.ts';
+
+const SLUG = '04-rabbitmq-fanout';
+const WHERE = `lessons/${SLUG}`;
+const SERVICES = ['email', 'auth-keys', 'audit'] as const;
+const WAIT = { timeout: 5_000, interval: 20 };
+
+/** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
+async function waitForLine(child: LessonProcess, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  const printed = child.waitForOutput(pattern, what, timeoutMs);
+  const exited = child.exited.then(() => child.waitForOutput(pattern, what, 50));
+  printed.catch(() => {});
+  exited.catch(() => {});
+  return Promise.race([printed, exited]);
+}
+
+describe('04 rabbitmq-fanout', () => {
+  const rabbit = useRabbitMQ();
+
+  /** A fresh exchange name for one test; the services' queues are registered for deletion too. */
+  function signupExchange(): string {
+    const exchange = rabbit.exchange(uniqueName('signups'));
+    for (const service of [...SERVICES, 'live-feed']) rabbit.queue(serviceQueueName(exchange, service));
+    // A solution that shares one queue between services usually names it after the exchange.
+    rabbit.queue(exchange);
+    return exchange;
+  }
+
+  function signup(name: string): UserSignedUp {
+    const userId = randomUUID();
+    return { userId, email: `${name.toLowerCase()}.${userId.slice(0, 8)}@example.com`, name, signedUpAt: new Date().toISOString() };
+  }
+
+  /** Publishes through the learner's publishSignup and waits until the broker has routed every signup. */
+  async function publish(exchange: string, events: UserSignedUp[]): Promise<void> {
+    const channel = await rabbit.confirmChannel();
+    for (const event of events) await publishSignup(channel, exchange, event);
+    await channel.waitForConfirms();
+  }
+
+  /** Starts the learner's subscriber for a service, on its own connection, recording what it handles. */
+  async function subscriber(exchange: string, service: string) {
+    const connection = await rabbit.connect();
+    const handled: string[] = [];
+    const subscription = await startSignupSubscriber(await rabbit.channel(connection), { exchange, service }, async (event) => {
+      handled.push(event.userId);
+    });
+    rabbit.queue(subscription.queue);
+    return { handled, connection, ...subscription };
+  }
+
+  it('signups are published to the fanout exchange as persistent JSON', async () => {
+    const exchange = signupExchange();
+    await assertSignupExchange(await rabbit.channel(), exchange);
+    const mismatch = await rabbit.exchangeMismatch(exchange, 'fanout', { durable: true });
+    expect(mismatch, `assertSignupExchange should declare "${exchange}" as a durable fanout exchange; ` +
+      `redeclaring it that way failed with: ${mismatch} (${WHERE}/topology.ts)`).toBeUndefined();
+
+    // A queue of the check's own, bound with a key the publisher cannot know: fanout ignores keys.
+    const channel = await rabbit.channel();
+    const { queue: probe } = await channel.assertQueue('', { exclusive: true, arguments: CLASSIC_QUEUE });
+    await channel.bindQueue(probe, exchange, 'any-key-at-all');
+    const event = signup('Ada');
+    await publish(exchange, [event]);
+
+    const received = await rabbit.drain(probe);
+    expect(received.length, `a queue bound to the "${exchange}" exchange received ${received.length} messages ` +
+      `for one publishSignup() call. Publish to the exchange with channel.publish(exchange, '', body, options), ` +
+      `not straight to a queue with sendToQueue: only the exchange knows every subscriber (${WHERE}/publisher.ts).`).toBe(1);
+    const message = received[0]!;
+    expect(message.fields.exchange, `the signup arrived through the "${message.fields.exchange}" exchange ` +
+      `("" is the default exchange, which delivers straight to one queue) (${WHERE}/publisher.ts)`).toBe(exchange);
+    expect(message.properties.deliveryMode, 'the message should be persistent (delivery mode 2) so a durable queue ' +
+      `keeps it on disk: pass { persistent: true } (${WHERE}/publisher.ts)`).toBe(2);
+    expect(message.properties.contentType, `set { contentType: 'application/json' } so consumers know how to read ` +
+      `the body (${WHERE}/publisher.ts)`).toBe('application/json');
+    let body: unknown;
+    try {
+      body = JSON.parse(message.content.toString('utf8'));
+    } catch {
+      expect.fail(`the message body is not JSON: ${JSON.stringify(message.content.toString('utf8').slice(0, 80))}. ` +
+        `Use encodeSignup(event) (${WHERE}/publisher.ts)`);
+    }
+    expect(body, `the body should be the signup event as JSON (${WHERE}/publisher.ts)`).toEqual(event);
+  });
+
+  it('every bound service gets each signup', async () => {
+    const exchange = signupExchange();
+    const services = await Promise.all(SERVICES.map((service) => subscriber(exchange, service)));
+    const events = [signup('Grace'), signup('Linus'), signup('Barbara')];
+    await publish(exchange, events);
+    const expected = events.map((e) => e.userId).sort();
+
+    await vi.waitFor(() => {
+      const counts = SERVICES.map((service, i) => `${service}: ${services[i]!.handled.length}`).join(', ');
+      const total = services.reduce((sum, s) => sum + s.handled.length, 0);
+      services.forEach((s, i) => {
+        let why = '';
+        if (total === 0) {
+          why = 'No service received anything: publishSignup should publish to the exchange, and each ' +
+            `subscriber should bind its own queue to it (${WHERE}/publisher.ts, topology.ts).`;
+        } else if (services.some((other) => other.handled.length === 0) && services.some((other) => other.handled.length >= events.length)) {
+          const only = SERVICES.filter((_, j) => services[j]!.handled.length > 0).join(' and ');
+          why = `Only ${only} received the signups: publishSignup should publish to the fanout exchange, not ` +
+            `straight to one service's queue (${WHERE}/publisher.ts).`;
+        } else if (total === events.length) {
+          why = 'Each signup reached exactly one service: they share one queue, so RabbitMQ divides the ' +
+            'messages between them. That is a work queue (lesson 05), not publish/subscribe. Give every ' +
+            `service its own queue bound to the fanout exchange: assertServiceQueue (${WHERE}/subscriber.ts, topology.ts).`;
+        } else {
+          why = 'Some services got the signups and others did not: publish to the fanout exchange, not to one ' +
+            `service's queue (${WHERE}/publisher.ts), and bind every service's queue to it (${WHERE}/topology.ts).`;
+        }
+        expect([...s.handled].sort(), `the ${SERVICES[i]} service handled ${s.handled.length} of ${events.length} ` +
+          `signups (${counts}). ${why}`).toEqual(expect.arrayContaining(expected));
+      });
+    }, WAIT);
+    for (const [i, s] of services.entries()) {
+      expect([...s.handled].sort(), `the ${SERVICES[i]} service handled a signup more than once`).toEqual(expected);
+    }
+  });
+
+  it('two instances of one service share its queue, so each signup is handled once per service', async () => {
+    const exchange = signupExchange();
+    const [emailA, emailB, audit] = await Promise.all([
+      subscriber(exchange, 'email'),
+      subscriber(exchange, 'email'),
+      subscriber(exchange, 'audit'),
+    ]);
+    expect(audit!.queue, `the email and audit services both consume "${audit!.queue}": services that share a ` +
+      `queue split its messages between them. Each service needs a queue of its own (${WHERE}/subscriber.ts).`)
+      .not.toBe(emailA!.queue);
+    const events = [signup('Ada'), signup('Alan'), signup('Edsger'), signup('Frances')];
+    await publish(exchange, events);
+    const expected = events.map((e) => e.userId).sort();
+    const emails = () => [...emailA!.handled, ...emailB!.handled].sort();
+
+    await vi.waitFor(() => {
+      expect(audit!.handled.length, `the audit service handled ${audit!.handled.length} of ${events.length} signups`).toBe(events.length);
+      expect(emails().length, `two email instances handled ${emails().length} signups between them, for ` +
+        `${events.length} published`).toBeGreaterThanOrEqual(events.length);
+    }, WAIT);
+    expect(emailA!.queue, 'both instances of the email service should consume the same queue: the queue belongs ' +
+      `to the service, not to one running copy of it (${WHERE}/topology.ts)`).toBe(emailB!.queue);
+    expect(emails(), `the email service as a whole should send one welcome email per signup; its two instances ` +
+      `handled ${emails().length} signups for ${events.length} published. With a queue per instance, every copy of ` +
+      `the service gets every signup (${WHERE}/topology.ts).`).toEqual(expected);
+  });
+
+  it('a service that was down when a signup was published receives it when it comes back', async () => {
+    const exchange = signupExchange();
+    const env = { ...serviceEnv('rabbitmq'), SIGNUP_EXCHANGE: exchange, SERVICE_NAME: 'email' };
+    const first = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service (service.ts)' });
+    const ready = await waitForLine(first, /ready: consuming (\S+)/, 'reported it was ready');
+    const queue = rabbit.queue(ready[1]!);
+    await first.stop();
+
+    const missed = signup('Margaret');
+    await publish(exchange, [missed]);
+    const waiting = await rabbit.readyMessages(queue);
+    expect(waiting, `the email service's queue "${queue}" no longer exists now that the service is down. An ` +
+      'exclusive or auto-delete queue dies with its consumer, and then the exchange has nowhere to put the signup: ' +
+      `the same loss as Redis pub/sub in lesson 02. Declare a durable, named, non-exclusive queue (${WHERE}/topology.ts).`)
+      .not.toBeUndefined();
+    expect(waiting, `while the email service was down, its queue "${queue}" should hold the signup for it; it holds ` +
+      `${waiting} messages. Is the queue bound to the exchange (${WHERE}/topology.ts)?`).toBe(1);
+
+    const second = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service, restarted' });
+    await waitForLine(second, new RegExp(`handled user\\.signed-up ${missed.userId}`),
+      `handled the signup ${missed.userId} that was published while it was down`);
+    await second.stop();
+  });
+
+  it('a live feed on an exclusive auto-delete queue receives signups only while it is connected', async () => {
+    const exchange = signupExchange();
+    await assertSignupExchange(await rabbit.channel(), exchange);
+
+    const firstConnection = await rabbit.connect();
+    const firstSeen: string[] = [];
+    const firstFeed = await startLiveFeed(await rabbit.channel(firstConnection), exchange, (e) => void firstSeen.push(e.userId));
+    rabbit.queue(firstFeed.queue);
+    const whileOpen = signup('Hedy');
+    await publish(exchange, [whileOpen]);
+    await vi.waitFor(() => expect(firstSeen, `the live feed never received a signup published while it was open ` +
+      `(${WHERE}/live-feed.ts)`).toContain(whileOpen.userId), WAIT);
+
+    await firstConnection.close();
+    await vi.waitFor(async () => expect(await rabbit.queueExists(firstFeed.queue), `the live feed's queue ` +
+      `"${firstFeed.queue}" still exists after the feed's connection closed. A live view wants no history: declare ` +
+      `its queue with assertQueue('', { exclusive: true, autoDelete: true }) so the broker deletes it with its ` +
+      `connection (${WHERE}/live-feed.ts).`).toBe(false), WAIT);
+
+    const whileClosed = signup('Katherine');
+    await publish(exchange, [whileClosed]);
+
+    const secondConnection = await rabbit.connect();
+    const secondSeen: string[] = [];
+    const secondFeed = await startLiveFeed(await rabbit.channel(secondConnection), exchange, (e) => void secondSeen.push(e.userId));
+    rabbit.queue(secondFeed.queue);
+    const afterReopen = signup('Annie');
+    await publish(exchange, [afterReopen]);
+    await vi.waitFor(() => expect(secondSeen, `a new live feed never received a signup published after it ` +
+      `started (${WHERE}/live-feed.ts)`).toContain(afterReopen.userId), WAIT);
+    expect(secondSeen, 'the new live feed received a signup published while no feed was open: its queue outlived ' +
+      `the previous feed. Let the broker name it (assertQueue('')) and make it exclusive (${WHERE}/live-feed.ts).`)
+      .not.toContain(whileClosed.userId);
+  });
+
+  it('a malformed signup message is rejected without stopping the service', async () => {
+    const exchange = signupExchange();
+    const email = await subscriber(exchange, 'email');
+    const raw = await rabbit.confirmChannel();
+    raw.publish(exchange, '', Buffer.from('{ this is not json'), { contentType: 'application/json' });
+    raw.publish(exchange, '', Buffer.from(JSON.stringify({ userId: 42 })), { contentType: 'application/json' });
+    await raw.waitForConfirms();
+    const valid = signup('Radia');
+    await publish(exchange, [valid]);
+
+    await vi.waitFor(() => expect(email.handled, 'after two malformed messages, a valid signup never reached the ' +
+      'handler: a message that cannot be parsed must be rejected (channel.nack(message, false, false)) so the ' +
+      `service moves on (${WHERE}/subscriber.ts)`).toContain(valid.userId), WAIT);
+    expect(email.handled, `only the valid signup should reach the handler (${WHERE}/subscriber.ts)`).toEqual([valid.userId]);
+
+    // Closing the connection returns whatever the service held unacknowledged to the queue.
+    await email.connection.close();
+    const left = await rabbit.readyMessages(email.queue);
+    expect(left, `${left} message(s) went back to "${email.queue}" when the service disconnected: the malformed ` +
+      'messages were neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without ' +
+      `requeue: channel.nack(message, false, false) (${WHERE}/subscriber.ts)`).toBe(0);
+  });
+});

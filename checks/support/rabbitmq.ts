@@ -1,0 +1,187 @@
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
+import { afterEach } from 'vitest';
+import { serviceUrl } from './services.ts';
+
+/**
+ * RabbitMQ plumbing for checks: connections and channels that never crash the test process on a
+ * broker-side error, and a teardown that deletes every queue and exchange a test declared and
+ * closes every connection it opened, whether the test passed or not.
+ *
+ * Channel errors matter here: amqplib emits 'error' on a channel the broker closes (a 404 from a
+ * passive declare, a 406 from a redeclare with other settings), and an 'error' event nobody
+ * listens to is thrown by Node. Every channel and connection made through a scope has a listener.
+ */
+export class RabbitScope {
+  private readonly connections = new Set<ChannelModel>();
+  private readonly queues = new Set<string>();
+  private readonly exchanges = new Set<string>();
+  private shared: Promise<ChannelModel> | undefined;
+
+  constructor(private readonly url: () => string) {}
+
+  /** A new connection, as a separate service would open one. Closed after the test. */
+  async connect(): Promise<ChannelModel> {
+    const connection = await connect(this.url());
+    connection.on('error', () => {});
+    this.connections.add(connection);
+    return connection;
+  }
+
+  /** A channel on the given connection, or on a connection shared by the test's own operations. */
+  async channel(connection?: ChannelModel): Promise<Channel> {
+    const channel = await (connection ?? (await this.sharedConnection())).createChannel();
+    channel.on('error', () => {});
+    return channel;
+  }
+
+  /** A channel in confirm mode: `await channel.waitForConfirms()` returns once the broker has every message. */
+  async confirmChannel(connection?: ChannelModel): Promise<ConfirmChannel> {
+    const channel = await (connection ?? (await this.sharedConnection())).createConfirmChannel();
+    channel.on('error', () => {});
+    return channel;
+  }
+
+  /** Registers a queue name for deletion after the test and returns it. */
+  queue(name: string): string {
+    this.queues.add(name);
+    return name;
+  }
+
+  /** Registers an exchange name for deletion after the test and returns it. */
+  exchange(name: string): string {
+    this.exchanges.add(name);
+    return name;
+  }
+
+  /** Whether the queue exists now (a passive declare on a throwaway channel). */
+  async queueExists(queue: string): Promise<boolean> {
+    return (await this.readyMessages(queue)) !== undefined;
+  }
+
+  /** Messages ready for delivery in the queue, or undefined when the queue does not exist. */
+  async readyMessages(queue: string): Promise<number | undefined> {
+    const channel = await this.channel();
+    try {
+      const { messageCount } = await channel.checkQueue(queue);
+      return messageCount;
+    } catch (error) {
+      if (isAmqpError(error, 404)) return undefined;
+      throw error;
+    } finally {
+      await closeQuietly(channel);
+    }
+  }
+
+  /**
+   * Redeclares an exchange with the settings it should have. Resolves undefined when they match,
+   * or with the broker's refusal (e.g. "inequivalent arg 'type'") when it exists with others.
+   */
+  async exchangeMismatch(exchange: string, type: string, options: { durable: boolean }): Promise<string | undefined> {
+    const channel = await this.channel();
+    try {
+      await channel.assertExchange(exchange, type, options);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    } finally {
+      await closeQuietly(channel);
+    }
+  }
+
+  /**
+   * Takes every message that is ready in the queue now (basic.get until empty), acknowledging
+   * them. After `waitForConfirms` on the publishing channel, that is everything routed there.
+   */
+  async drain(queue: string): Promise<GetMessage[]> {
+    const channel = await this.channel();
+    const messages: GetMessage[] = [];
+    try {
+      for (;;) {
+        const message = await channel.get(queue, { noAck: true });
+        if (message === false) return messages;
+        messages.push(message);
+      }
+    } finally {
+      await closeQuietly(channel);
+    }
+  }
+
+  /** Closes the test's connections and deletes its queues and exchanges. Safe to call twice. */
+  async cleanup(): Promise<void> {
+    const connections = [...this.connections];
+    this.connections.clear();
+    const shared = this.shared;
+    this.shared = undefined;
+    await Promise.all(connections.map(closeQuietly));
+
+    const queues = [...this.queues];
+    const exchanges = [...this.exchanges];
+    this.queues.clear();
+    this.exchanges.clear();
+    if (queues.length === 0 && exchanges.length === 0) return;
+
+    let admin: ChannelModel | undefined;
+    try {
+      admin = shared ? await shared : undefined;
+      if (!admin) {
+        admin = await connect(this.url());
+        admin.on('error', () => {});
+      }
+      for (const name of queues) await deleteOnFreshChannel(admin, (ch) => ch.deleteQueue(name));
+      for (const name of exchanges) await deleteOnFreshChannel(admin, (ch) => ch.deleteExchange(name));
+    } catch {
+      // The broker is gone (a dedicated broker already stopped): nothing left to delete.
+    } finally {
+      if (admin) await closeQuietly(admin);
+    }
+  }
+
+  private sharedConnection(): Promise<ChannelModel> {
+    this.shared ??= connect(this.url()).then((connection) => {
+      connection.on('error', () => {});
+      return connection;
+    });
+    return this.shared;
+  }
+}
+
+/**
+ * A scope for the tests of one check file (or describe block), cleaned up after each test.
+ * `url` defaults to the RabbitMQ the run provides; pass another for a dedicated broker.
+ */
+export function useRabbitMQ(url: () => string = () => serviceUrl('rabbitmq')): RabbitScope {
+  const scope = new RabbitScope(url);
+  afterEach(() => scope.cleanup());
+  return scope;
+}
+
+/** Arguments every queue a check declares itself carries, so it behaves alike on 3.x and 4.x. */
+export const CLASSIC_QUEUE = { 'x-queue-type': 'classic' } as const;
+
+export function isAmqpError(error: unknown, code: number): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}
+
+export function messageIds(messages: readonly GetMessage[]): string[] {
+  return messages.map((message) => String(message.properties.messageId));
+}
+
+async function deleteOnFreshChannel(connection: ChannelModel, remove: (channel: Channel) => Promise<unknown>): Promise<void> {
+  const channel = await connection.createChannel();
+  channel.on('error', () => {});
+  try {
+    await remove(channel);
+  } catch {
+    // Already gone, or never created: either way there is nothing to delete.
+  } finally {
+    await closeQuietly(channel);
+  }
+}
+
+async function closeQuietly(closable: { close(): Promise<void> }): Promise<void> {
+  try {
+    await closable.close();
+  } catch {
+    // Already closed, by the test or by the broker.
+  }
+}

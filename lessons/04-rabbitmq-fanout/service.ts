@@ -1,0 +1,45 @@
+import { connect } from 'amqplib';
+import type { UserSignedUp } from './events.ts';
+import { startSignupSubscriber } from './subscriber.ts';
+
+// One subscribing service as its own process, the way it runs in production:
+//   SERVICE_NAME=email AMQP_URL=amqp://guest:guest@127.0.0.1:5672 npx tsx lessons/04-rabbitmq-fanout/service.ts
+// Start several with different SERVICE_NAMEs (email, auth-keys, audit), then run main.ts.
+
+const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const exchange = process.env.SIGNUP_EXCHANGE ?? 'signups';
+const service = process.env.SERVICE_NAME ?? 'email';
+
+/** What each service does with a signup; here it only says so. */
+const actions: Record<string, (event: UserSignedUp) => string> = {
+  email: (event) => `welcome email sent to ${event.email}`,
+  'auth-keys': (event) => `auth key issued for ${event.userId}`,
+  audit: (event) => `audit entry written for ${event.userId}`,
+};
+
+const connection = await connect(url);
+let stopping = false;
+connection.on('error', (error) => console.error(`[${service}] connection error: ${error.message}`));
+connection.on('close', () => {
+  if (stopping) return;
+  // Exit and let the supervisor (systemd, Kubernetes…) restart us: the queue keeps our messages.
+  console.error(`[${service}] lost the connection to RabbitMQ, exiting`);
+  process.exit(1);
+});
+
+const channel = await connection.createChannel();
+channel.on('error', (error) => console.error(`[${service}] channel error: ${error.message}`));
+
+const { queue } = await startSignupSubscriber(channel, { exchange, service }, async (event) => {
+  const done = actions[service]?.(event) ?? 'done';
+  console.log(`[${service}] handled user.signed-up ${event.userId}: ${done}`);
+});
+console.log(`[${service}] ready: consuming ${queue}`);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, async () => {
+    stopping = true;
+    await connection.close().catch(() => {});
+    process.exit(0);
+  });
+}
