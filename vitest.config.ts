@@ -9,6 +9,7 @@ export default defineConfig({
   },
   test: {
     pool: 'forks',
+    setupFiles: ['checks/support/journal.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
     teardownTimeout: 10_000,
@@ -26,6 +27,14 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['tooling/tests/**/*.test.ts'],
+        },
+      },
+      {
+        // Deliberately broken checks that the runner's own tests grade (hangs, crashes).
+        extends: true,
+        test: {
+          name: 'runner-fixtures',
+          include: ['tooling/tests/runner-fixtures/*.check.ts'],
         },
       },
     ],

@@ -102,7 +102,7 @@ export interface StartOptions {
 /** Starts `lessons/<slug>/<file>` (or the solution or fixture under grading) with tsx. */
 export function startLessonProcess(slug: string, file: string, options: StartOptions = {}): LessonProcess {
   const child = spawn(process.execPath, ['--import', tsxLoader, lessonFile(slug, file), ...(options.args ?? [])], {
-    env: { ...process.env, ...options.env, FORCE_COLOR: '0' },
+    env: { ...process.env, ...options.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const processName = options.name ?? file;

@@ -5,7 +5,6 @@ import type { Reporter, TestCase, TestModule } from 'vitest/node';
  * runner over the IPC channel, and prints nothing itself.
  */
 export type ReporterMessage =
-  | { type: 'test-start'; id: string; file: string; name: string }
   | { type: 'test-end'; id: string; file: string; name: string; state: string; message?: string; durationMs: number }
   | { type: 'module-end'; file: string; errors: string[] }
   | { type: 'run-end'; unhandledErrors: string[] }
@@ -17,10 +16,6 @@ export function send(message: ReporterMessage): void {
 }
 
 export default class IpcReporter implements Reporter {
-  onTestCaseReady(testCase: TestCase): void {
-    send({ type: 'test-start', id: testCase.id, file: testCase.module.moduleId, name: testCase.name });
-  }
-
   onTestCaseResult(testCase: TestCase): void {
     const result = testCase.result();
     send({

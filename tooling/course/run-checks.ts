@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import type { ServiceName } from '../../infra/services.ts';
@@ -50,6 +51,35 @@ export interface RunChecksOptions {
   onProgress?: (line: string) => void;
   /** Also write a JUnit XML report to this path. */
   junitFile?: string;
+  /** The vitest project the files belong to. */
+  project?: string;
+}
+
+interface JournalEntry {
+  file: string;
+  name: string;
+  event: 'start' | 'end';
+  at: number;
+  state: 'passed' | 'failed';
+  message?: string;
+}
+
+/** Requirements started and not ended, and those ended, from the journal the test process writes. */
+function readJournal(file: string): { open: JournalEntry[]; ended: JournalEntry[] } {
+  if (!existsSync(file)) return { open: [], ended: [] };
+  const open = new Map<string, JournalEntry>();
+  const ended: JournalEntry[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const entry = JSON.parse(line) as JournalEntry;
+    const key = `${entry.file}\0${entry.name}`;
+    if (entry.event === 'start') open.set(key, entry);
+    else {
+      open.delete(key);
+      ended.push(entry);
+    }
+  }
+  return { open: [...open.values()], ended };
 }
 
 /** Grace beyond the requirement's own limit before a requirement counts as hung (a busy loop). */
@@ -76,7 +106,7 @@ export function vitestArguments(options: RunChecksOptions): string[] {
   const args = [
     VITEST_CLI,
     'run',
-    '--project=checks',
+    `--project=${options.project ?? 'checks'}`,
     `--testTimeout=${timeoutMs}`,
     `--hookTimeout=${Math.max(timeoutMs, 30_000)}`,
     `--fileParallelism=${options.parallel ?? false}`,
@@ -93,6 +123,7 @@ export function vitestArguments(options: RunChecksOptions): string[] {
  */
 export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
   const pids = new PidRegistry();
+  const journalFile = pids.file.replace(/\.pids$/, '.journal');
   const child = spawn(process.execPath, vitestArguments(options), {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -101,8 +132,9 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
       [TARGET_ROOT_ENV]: options.targetRoot,
       COURSE_SERVICES: options.services.join(','),
       COURSE_PID_FILE: pids.file,
+      COURSE_JOURNAL_FILE: journalFile,
       COURSE_RUNNER: '1',
-      FORCE_COLOR: '0',
+      NO_COLOR: '1',
     },
   });
 
@@ -120,7 +152,6 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
     if (!files.has(file)) files.set(file, { file, requirements: [] });
     return files.get(file)!;
   };
-  const running = new Map<string, { file: string; name: string; startedAt: number }>();
   const run: CheckRun = { files: [], unhandledErrors: [] };
   const record = (file: string, result: RequirementResult) => {
     fileFor(file).requirements.push(result);
@@ -129,11 +160,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
 
   child.on('message', (message: ReporterMessage) => {
     switch (message.type) {
-      case 'test-start':
-        running.set(message.id, { file: message.file, name: message.name, startedAt: Date.now() });
-        break;
       case 'test-end': {
-        running.delete(message.id);
         const state: RequirementState = message.state === 'passed' ? 'passed' : message.state === 'failed' ? 'failed' : 'skipped';
         record(message.file, {
           file: relative(REPO_ROOT, message.file),
@@ -160,21 +187,33 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
   });
 
   const watchdog = setInterval(() => {
-    for (const [id, test] of running) {
-      if (Date.now() - test.startedAt <= options.timeoutSeconds * 1000 + HANG_GRACE_MS) continue;
-      running.delete(id);
-      record(test.file, {
-        file: relative(REPO_ROOT, test.file),
-        name: test.name,
-        state: 'failed',
-        message:
-          `did not finish within ${options.timeoutSeconds} s and blocked its process: ` +
-          'look for a loop that never yields (a `while` that waits for something without `await`).',
-        durationMs: Date.now() - test.startedAt,
-      });
-      run.fatal ??= `stopped: "${test.name}" hung`;
-      pids.killAll(child.pid);
+    const journal = readJournal(journalFile);
+    const hung = journal.open.find((entry) => Date.now() - entry.at > options.timeoutSeconds * 1000 + HANG_GRACE_MS);
+    if (!hung || run.fatal) return;
+    // The test process is stuck: take what it could not report from the journal, then end it.
+    for (const ended of journal.ended) {
+      const reported = files.get(relative(REPO_ROOT, ended.file))?.requirements.some((r) => r.name === ended.name);
+      if (!reported) {
+        record(ended.file, {
+          file: relative(REPO_ROOT, ended.file),
+          name: ended.name,
+          state: ended.state,
+          message: ended.state === 'failed' ? teachingMessage(ended.message ?? 'failed', options.timeoutSeconds) : undefined,
+          durationMs: 0,
+        });
+      }
     }
+    record(hung.file, {
+      file: relative(REPO_ROOT, hung.file),
+      name: hung.name,
+      state: 'failed',
+      message:
+        `did not finish within ${options.timeoutSeconds} s and blocked its process: ` +
+        'look for a loop that never yields (a `while` that waits for something without `await`).',
+      durationMs: Date.now() - hung.at,
+    });
+    run.fatal = `stopped: "${hung.name}" hung, so the requirements after it did not run`;
+    pids.killAll(child.pid);
   }, 250);
 
   return new Promise((resolve) => {
@@ -182,6 +221,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
       clearInterval(watchdog);
       process.off('exit', killTree);
       pids.killAll(child.pid);
+      rmSync(journalFile, { force: true });
       run.files = [...files.values()];
       const nothingRan = run.files.every((file) => file.requirements.length === 0 && !file.loadError);
       if (!run.fatal && nothingRan && code !== 0) {
