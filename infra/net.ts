@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 /** Resolves true when something accepts a TCP connection at host:port within the timeout. */
 export function isPortOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
@@ -20,4 +20,17 @@ export function firstHostPort(url: string, defaultPort: number): { host: string;
   const withScheme = first.includes('://') ? first : `tcp://${first}`;
   const parsed = new URL(withScheme);
   return { host: parsed.hostname, port: parsed.port ? Number(parsed.port) : defaultPort };
+}
+
+/** A TCP port that is free on 127.0.0.1 right now (the system picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }
