@@ -83,8 +83,9 @@ function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, l
     console.log(`  ${FAIL} an error escaped every requirement (an unhandled rejection or exception in the code under test):`);
     console.log(indent(red(error), 6));
   }
-  if (run.fatal) console.log(`\n${red(run.fatal)}`);
   const { passed, total } = countRequirements(run);
+  if (run.fatal) console.log(`\n${red(run.fatal)}`);
+  if (run.fatal && total === 0) return false;
   console.log();
   if (!runPassed(run)) {
     console.log(`${bold(`${passed} of ${plural(total, 'requirement')} pass.`)} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);

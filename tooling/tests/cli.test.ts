@@ -38,6 +38,21 @@ describe('bad input gets a one-line reason, the valid choices and exit code 2', 
   });
 });
 
+describe('a service that cannot be reached', () => {
+  it('names the service, the address tried and how to fix it, without a stack trace, and exits 1', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'tooling/cli/lesson.ts', '02'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1', COURSE_PROGRESS_FILE: progressFile, NO_COLOR: '1' },
+      timeout: 30_000,
+    });
+    expect(result.stdout).toMatch(/Redis is not reachable \(tried REDIS_URL=redis:\/\/127\.0\.0\.1:1\)/);
+    expect(result.stdout).toMatch(/unset REDIS_URL/);
+    noStackTrace(result.stdout + result.stderr);
+    expect(result.status).toBe(1);
+  });
+});
+
 describe('npm run lesson', () => {
   it('lists the lessons with their status and where to continue', () => {
     const { code, out } = run('lesson');
