@@ -73,6 +73,11 @@ export function endpointEnv(endpoints: ServiceEndpoints): Record<string, string>
   return env;
 }
 
+/** One line for people: "Redis        redis://127.0.0.1:6379 (native: …)". */
+export function describeEndpoint(endpoint: ServiceEndpoint): string {
+  return `${SERVICES[endpoint.service].label.padEnd(12)} ${endpoint.url} (${endpoint.provider}: ${endpoint.detail})`;
+}
+
 /** Raised when no provider can serve a service; its message says what was tried and how to fix it. */
 export class ServiceUnavailableError extends Error {
   constructor(

@@ -1,6 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import { ensureServices } from '../../infra/resolve.ts';
-import { endpointEnv, isServiceName, SERVICE_NAMES, ServiceUnavailableError, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
+import { describeEndpoint, endpointEnv, isServiceName, SERVICE_NAMES, ServiceUnavailableError, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
 import { send } from '../../tooling/course/ipc-reporter.ts';
 
 declare module 'vitest' {
@@ -30,6 +30,9 @@ export default async function setup(project: TestProject): Promise<void> {
   } catch (error) {
     if (underRunner && error instanceof ServiceUnavailableError) send({ type: 'fatal', text: error.message });
     throw error;
+  }
+  for (const endpoint of Object.values(endpoints)) {
+    if (underRunner && endpoint) send({ type: 'service', text: describeEndpoint(endpoint) });
   }
   // Child processes spawned by checks inherit these, like a deployed service reads its config.
   Object.assign(process.env, endpointEnv(endpoints));

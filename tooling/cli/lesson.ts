@@ -1,5 +1,5 @@
 import { watch } from 'node:fs';
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { findLesson, peekLesson } from '../course/lookup.ts';
@@ -7,7 +7,7 @@ import type { Lesson } from '../course/manifest.ts';
 import { REPO_ROOT, SOLUTIONS_DIR, LESSONS_DIR } from '../course/paths.ts';
 import type { ProgressStore } from '../course/progress.ts';
 import { countRequirements, runChecks, runPassed, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
-import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, yellow } from '../course/ui.ts';
+import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, wrap, yellow } from '../course/ui.ts';
 
 const USAGE = usageText([
   'Usage: npm run lesson [NN] [-- options]',
@@ -47,7 +47,7 @@ function listLessons(lessons: Lesson[], progress: ProgressStore): number {
 function showHint(lesson: Lesson, progress: ProgressStore): number {
   const index = progress.nextHint(lesson.number, lesson.hints.length);
   console.log(bold(`Lesson ${lesson.number} · hint ${index + 1} of ${lesson.hints.length}\n`));
-  console.log(indent(lesson.hints[index]!, 2));
+  console.log(indent(wrap(lesson.hints[index]!, 96), 2));
   if (index + 1 < lesson.hints.length) console.log(dim(`\nRun the same command again for the next hint.`));
   else console.log(dim(`\nThat was the last hint. The reference solution is in ${rel(lesson.solutionDir)}/.`));
   return EXIT.ok;
@@ -55,7 +55,7 @@ function showHint(lesson: Lesson, progress: ProgressStore): number {
 
 function printHeader(lesson: Lesson, gradingSolution: boolean): void {
   console.log(`${bold(`Lesson ${lesson.number} · ${lesson.title}`)}\n`);
-  console.log(indent(lesson.goal, 2));
+  console.log(indent(wrap(lesson.goal, 96), 2));
   console.log();
   if (gradingSolution) {
     console.log(`  Grading:  ${rel(lesson.solutionDir)}/ ${yellow('(reference solution)')}`);
@@ -63,7 +63,7 @@ function printHeader(lesson: Lesson, gradingSolution: boolean): void {
     console.log(`  Edit:     ${lesson.files.map((file) => `${rel(lesson.lessonDir)}/${file}`).join('\n            ')}`);
   }
   console.log(`  Read:     ${rel(lesson.docFile)}`);
-  console.log(`  Services: ${lesson.services.length > 0 ? lesson.services.join(', ') : 'none'}\n`);
+  console.log(`  Services: ${lesson.services.length > 0 ? lesson.services.join(', ') : 'none'}`);
 }
 
 export function printRequirement(result: RequirementResult): void {
@@ -104,20 +104,34 @@ interface Grading {
   run: Promise<CheckRun>;
   /** Prints what arrived while the header was being printed, then prints live. */
   startLiveOutput(): void;
+  /** Prints "Checking …" once, before the first requirement. */
+  announceChecking(): void;
 }
 
 /** Starts the checks at once; output waits until the header has been printed. */
 function startGrading(lesson: Pick<Lesson, 'checkFile' | 'services' | 'timeoutSeconds'>, gradingSolution: boolean): Grading {
+  const target = rel(gradingSolution ? SOLUTIONS_DIR : LESSONS_DIR);
   const pending: Array<() => void> = [];
   let live = false;
+  let checking = false;
   const show = (print: () => void) => (live ? print() : pending.push(print));
+  const announceChecking = () => {
+    if (checking) return;
+    checking = true;
+    console.log(dim(`\nChecking ${target}/${basename(lesson.checkFile, '.test.ts')}/ …`));
+  };
   const run = runChecks({
     files: [lesson.checkFile],
     targetRoot: gradingSolution ? SOLUTIONS_DIR : LESSONS_DIR,
     services: lesson.services,
     timeoutSeconds: lesson.timeoutSeconds,
-    onRequirement: (result) => show(() => printRequirement(result)),
     onProgress: (line) => show(() => console.log(dim(`  … ${line}`))),
+    onService: (line) => show(() => console.log(`  ${PASS} ${line}`)),
+    onRequirement: (result) =>
+      show(() => {
+        announceChecking();
+        printRequirement(result);
+      }),
   });
   return {
     run,
@@ -125,14 +139,14 @@ function startGrading(lesson: Pick<Lesson, 'checkFile' | 'services' | 'timeoutSe
       live = true;
       for (const print of pending.splice(0)) print();
     },
+    announceChecking,
   };
 }
 
 async function finishGrading(grading: Grading, lesson: Lesson, gradingSolution: boolean, lessons: Lesson[], progress: ProgressStore): Promise<boolean> {
-  const target = gradingSolution ? lesson.solutionDir : lesson.lessonDir;
-  console.log(dim(`Checking ${rel(target)}/ …`));
   grading.startLiveOutput();
   const run = await grading.run;
+  if (!run.fatal) grading.announceChecking();
   const allPass = printVerdict(lesson, run, gradingSolution, lessons);
   if (!gradingSolution && !run.fatal) progress.recordRun(lesson.number, { ...countRequirements(run), complete: allPass });
   return allPass;
@@ -154,7 +168,6 @@ async function watchLesson(lesson: Lesson, gradingSolution: boolean, lessons: Le
     console.clear();
     const grading = startGrading(lesson, gradingSolution);
     printHeader(lesson, gradingSolution);
-    console.log();
     await finishGrading(grading, lesson, gradingSolution, lessons, progress);
     console.log(dim(`\nWatching ${rel(folder)}/ for changes. Press Ctrl-C to stop.`));
     running = false;

@@ -9,6 +9,7 @@ export type ReporterMessage =
   | { type: 'module-end'; file: string; errors: string[] }
   | { type: 'run-end'; unhandledErrors: string[] }
   | { type: 'progress'; text: string }
+  | { type: 'service'; text: string }
   | { type: 'fatal'; text: string };
 
 export function send(message: ReporterMessage): void {

@@ -49,6 +49,8 @@ export interface RunChecksOptions {
   onRequirement?: (result: RequirementResult) => void;
   /** Progress lines from the test process (services starting). */
   onProgress?: (line: string) => void;
+  /** A service is ready: "Redis  redis://… (native: …)". */
+  onService?: (line: string) => void;
   /** Also write a JUnit XML report to this path. */
   junitFile?: string;
   /** The vitest project the files belong to. */
@@ -179,6 +181,9 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
         break;
       case 'progress':
         options.onProgress?.(message.text);
+        break;
+      case 'service':
+        options.onService?.(message.text);
         break;
       case 'fatal':
         run.fatal = message.text;

@@ -1,5 +1,5 @@
 import { ensureServices } from '../../infra/resolve.ts';
-import { endpointEnv, SERVICES, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
+import { describeEndpoint, endpointEnv, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
 import { dim, PASS } from './ui.ts';
 
 /**
@@ -14,7 +14,7 @@ export async function bringUpServices(services: readonly ServiceName[], quiet = 
   Object.assign(process.env, endpointEnv(endpoints));
   for (const service of services) {
     const endpoint = endpoints[service];
-    if (endpoint) log(`  ${PASS} ${SERVICES[service].label.padEnd(12)} ${endpoint.url} ${dim(`(${endpoint.provider}: ${endpoint.detail})`)}`);
+    if (endpoint) log(`  ${PASS} ${describeEndpoint(endpoint)}`);
   }
   const seconds = (Date.now() - started) / 1000;
   if (seconds > 2) log(dim(`  services ready in ${seconds.toFixed(1)} s`));
