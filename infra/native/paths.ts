@@ -45,8 +45,8 @@ export async function prepareServiceDir(name: string, user?: string): Promise<st
   await chownTo(dir, user);
   if (await userCanWrite(user, dir)) return dir;
 
-  const repoKey = createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 12);
-  const fallback = join('/var/lib/event-driven-course', repoKey, name);
+  const rootKey = createHash('sha256').update(servicesRoot()).digest('hex').slice(0, 12);
+  const fallback = join('/var/lib/event-driven-course', rootKey, name);
   mkdirSync(fallback, { recursive: true, mode: 0o755 });
   await chownTo(fallback, user);
   rmdirSync(dir);

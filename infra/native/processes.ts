@@ -1,13 +1,23 @@
 import { readFileSync } from 'node:fs';
 import { sleep } from './system.ts';
 
-/** True while a process with this pid exists (owned by anyone). */
+/** True while a process with this pid runs (owned by anyone). An exited, unreaped one does not count. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+/** Daemons are reparented to init, which may take a while to reap them once they exit. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 
