@@ -108,7 +108,7 @@ export async function startContainer(service: ServiceName): Promise<ServiceEndpo
     service,
     url,
     provider: 'docker',
-    detail: `container ${container.getId().slice(0, 12)} (${IMAGES[service]}, kept for the next run)`,
+    detail: `container ${container.getId().slice(0, 12)}, ${IMAGES[service]}, kept for the next run`,
   };
 }
 
@@ -117,6 +117,23 @@ export interface CourseContainerInfo {
   id: string;
   image: string;
   running: boolean;
+  /** Where the service answers on the host, while the container runs. */
+  url: string | undefined;
+}
+
+const CONTAINER_PORTS: Record<ServiceName, number> = { redis: 6379, rabbitmq: 5672, kafka: 9092, postgres: 5432 };
+
+function containerUrl(service: ServiceName, host: string, port: number): string {
+  switch (service) {
+    case 'redis':
+      return `redis://${host}:${port}`;
+    case 'rabbitmq':
+      return `amqp://guest:guest@${host}:${port}`;
+    case 'kafka':
+      return `${host}:${port}`;
+    case 'postgres':
+      return `postgres://postgres:postgres@${host}:${port}/postgres`;
+  }
 }
 
 /** The containers the course started (by label), running or not. Never others. */
@@ -128,7 +145,9 @@ export async function listCourseContainers(): Promise<CourseContainerInfo[]> {
   for (const info of all) {
     const service = info.Labels?.[SERVICE_LABEL];
     if (service && isServiceName(service)) {
-      found.push({ service, id: info.Id, image: info.Image, running: info.State === 'running' });
+      const published = info.Ports.find((port) => port.PrivatePort === CONTAINER_PORTS[service] && port.PublicPort);
+      const url = published ? containerUrl(service, client.info.containerRuntime.host, published.PublicPort) : undefined;
+      found.push({ service, id: info.Id, image: info.Image, running: info.State === 'running', url });
     }
   }
   return found;

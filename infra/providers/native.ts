@@ -31,8 +31,8 @@ function describeRunning(service: ServiceName): string {
   const pid = course.pid();
   const spec = SERVICES[service];
   return pid === undefined
-    ? `already listening on ${spec.host}:${spec.port} (not started by the course)`
-    : `started by the course (pid ${pid}, log ${displayPath(course.logFile())})`;
+    ? `listening on ${spec.host}:${spec.port}, not started by the course`
+    : `started by the course, pid ${pid}, log ${displayPath(course.logFile())}`;
 }
 
 /** Debian packages the given services still need. */
