@@ -137,11 +137,17 @@ export class RabbitScope {
   }
 
   private sharedConnection(): Promise<ChannelModel> {
-    this.shared ??= connect(this.url()).then((connection) => {
+    if (this.shared) return this.shared;
+    const shared = connect(this.url()).then((connection) => {
       connection.on('error', () => {});
+      // A broker restart closes it: the next operation opens a new one.
+      connection.on('close', () => {
+        if (this.shared === shared) this.shared = undefined;
+      });
       return connection;
     });
-    return this.shared;
+    this.shared = shared;
+    return shared;
   }
 }
 

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startDedicatedBroker, type DedicatedBroker } from '../infra/dedicated.ts';
+import type { UploadJob } from '@lesson/05-rabbitmq-work-queues/jobs.ts';
+import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
+import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
+import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
+import { uniqueName } from './support/names.ts';
+import { startLessonProcess, type LessonProcess } from './support/processes.ts';
+import { CLASSIC_QUEUE, useRabbitMQ, type RabbitScope } from './support/rabbitmq.ts';
+import { serviceEnv } from './support/services.ts';
+
+const SLUG = '05-rabbitmq-work-queues';
+const WHERE = `lessons/${SLUG}`;
+const WAIT = { timeout: 5_000, interval: 20 };
+
+function uploadJob(index: number): UploadJob {
+  return {
+    jobId: `job-${index}-${randomUUID().slice(0, 8)}`,
+    fileName: `photo-${index}.jpg`,
+    sizeBytes: 2_000_000 + index,
+    uploadedBy: 'grace@example.com',
+    uploadedAt: new Date().toISOString(),
+  };
+}
+
+function uploadJobs(count: number): UploadJob[] {
+  return Array.from({ length: count }, (_, i) => uploadJob(i + 1));
+}
+
+/** A promise that never settles: a job "in progress" for as long as the test needs it to be. */
+const forever = new Promise<void>(() => {});
+
+/** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
+async function waitForLine(child: LessonProcess, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  const printed = child.waitForOutput(pattern, what, timeoutMs);
+  const exited = child.exited.then(() => child.waitForOutput(pattern, what, 50));
+  printed.catch(() => {});
+  exited.catch(() => {});
+  return Promise.race([printed, exited]);
+}
+
+/** The check's own way to put jobs in a queue, so worker requirements do not depend on producer.ts. */
+async function sendJobs(rabbit: RabbitScope, queue: string, jobs: readonly UploadJob[]): Promise<void> {
+  const channel = await rabbit.confirmChannel();
+  for (const job of jobs) channel.sendToQueue(queue, Buffer.from(JSON.stringify(job)), { persistent: true, messageId: job.jobId });
+  await channel.waitForConfirms();
+}
+
+describe('05 rabbitmq-work-queues', () => {
+  const rabbit = useRabbitMQ();
+
+  /** A durable classic queue declared by the check, for requirements about the worker alone. */
+  async function jobQueue(): Promise<string> {
+    const queue = rabbit.queue(uniqueName('uploads'));
+    await (await rabbit.channel()).assertQueue(queue, { durable: true, arguments: CLASSIC_QUEUE });
+    return queue;
+  }
+
+  /** Starts the learner's worker in this process, on a connection of its own. */
+  async function worker(queue: string, name: string, handle: JobHandler) {
+    const connection = await rabbit.connect();
+    await startWorker(await rabbit.channel(connection), queue, handle, { prefetch: 1, name });
+    return connection;
+  }
+
+  it('jobs are published to the durable queue as persistent JSON messages', async () => {
+    const queue = rabbit.queue(uniqueName('uploads'));
+    await assertJobQueue(await rabbit.channel(), queue);
+    const jobs = uploadJobs(3);
+    await publishJobs(await rabbit.confirmChannel(), queue, jobs);
+
+    const durable = await (await rabbit.channel()).assertQueue(queue, { durable: true, arguments: CLASSIC_QUEUE })
+      .then(() => undefined, (error: Error) => error.message);
+    expect(durable, `assertJobQueue should declare "${queue}" as a durable classic queue; redeclaring it that way ` +
+      `failed with: ${durable} (${WHERE}/queue.ts)`).toBeUndefined();
+
+    const messages = await rabbit.drain(queue);
+    expect(messages.length, `publishJobs sent ${jobs.length} jobs and the queue held ${messages.length}: send each ` +
+      `job to the queue with channel.sendToQueue(queue, ...) (${WHERE}/producer.ts)`).toBe(jobs.length);
+    for (const message of messages) {
+      expect(message.properties.deliveryMode, 'jobs must be persistent (delivery mode 2), or a broker restart ' +
+        `deletes them even from a durable queue: pass { persistent: true } (${WHERE}/producer.ts)`).toBe(2);
+      expect(message.properties.contentType, `set { contentType: 'application/json' } (${WHERE}/producer.ts)`).toBe('application/json');
+    }
+    expect(messages.map((m) => JSON.parse(m.content.toString('utf8')) as unknown), 'the bodies should be the jobs ' +
+      `as JSON, in the order published: use encodeJob(job) (${WHERE}/producer.ts)`).toEqual(jobs);
+  });
+
+  it('each job is processed by exactly one worker when all jobs succeed', async () => {
+    const queue = await jobQueue();
+    const processed: Array<{ worker: string; jobId: string }> = [];
+    const workers = await Promise.all(['worker-a', 'worker-b', 'worker-c'].map((name) =>
+      worker(queue, name, async (job) => void processed.push({ worker: name, jobId: job.jobId }))));
+    const jobs = uploadJobs(12);
+    await sendJobs(rabbit, queue, jobs);
+
+    await vi.waitFor(() => expect(processed.length, `${jobs.length} jobs were queued for three workers and ` +
+      `${processed.length} were processed. If each worker stopped after its first job, it never acknowledged it: ` +
+      `with a prefetch limit the broker sends no more until the worker acks (${WHERE}/worker.ts)`)
+      .toBeGreaterThanOrEqual(jobs.length), WAIT);
+    const ids = processed.map((p) => p.jobId).sort();
+    expect(ids, 'some jobs were processed more than once or not at all, although every job succeeded ' +
+      `(${WHERE}/worker.ts)`).toEqual(jobs.map((j) => j.jobId).sort());
+
+    await Promise.all(workers.map((connection) => connection.close()));
+    const left = await rabbit.readyMessages(queue);
+    expect(left, `every job was processed, but ${left} went back to the queue when the workers disconnected: ` +
+      `they were never acknowledged. Call channel.ack(message) once the handler has finished (${WHERE}/worker.ts)`).toBe(0);
+  });
+
+  it('a job is acknowledged only after its work is done', async () => {
+    const queue = await jobQueue();
+    const started: string[] = [];
+    const connection = await worker(queue, 'worker-a', async (job) => {
+      started.push(job.jobId);
+      await forever;
+    });
+    const [job] = uploadJobs(1);
+    await sendJobs(rabbit, queue, [job!]);
+    await vi.waitFor(() => expect(started, `the worker never started job ${job!.jobId} (${WHERE}/worker.ts)`)
+      .toContain(job!.jobId), WAIT);
+
+    // The worker disappears while the job is in progress.
+    await connection.close();
+    await vi.waitFor(async () => expect(await rabbit.readyMessages(queue), `job ${job!.jobId} was still in ` +
+      'progress when its worker disconnected, and the broker did not put it back in the queue: it had already ' +
+      'been acknowledged, so it is lost. Consume with { noAck: false } and call channel.ack(message) only after ' +
+      `the handler has finished (${WHERE}/worker.ts)`).toBe(1), WAIT);
+    const [back] = await rabbit.drain(queue);
+    expect(back?.fields.redelivered, 'a job returned by a worker that never acknowledged it comes back flagged ' +
+      'redelivered').toBe(true);
+  });
+
+  it('a worker killed mid-job has its job redelivered to another worker, flagged redelivered, and completed once', async () => {
+    const queue = rabbit.queue(uniqueName('uploads'));
+    const env = (name: string, workMs: number) => ({ ...serviceEnv('rabbitmq'), JOB_QUEUE: queue, WORKER_NAME: name, WORK_MS: String(workMs) });
+    // worker-a takes a minute per job: it will still be busy when it is killed.
+    const slow = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-a', 60_000), name: 'worker-a (worker-main.ts)' });
+    await waitForLine(slow, /ready: consuming/, 'reported it was ready');
+    const [job] = uploadJobs(1);
+    await sendJobs(rabbit, queue, [job!]);
+    await waitForLine(slow, new RegExp(`started ${job!.jobId}`), `started job ${job!.jobId}`);
+
+    const fast = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-b', 10), name: 'worker-b (worker-main.ts)' });
+    await waitForLine(fast, /ready: consuming/, 'reported it was ready');
+    await slow.kill('SIGKILL');
+
+    const completed = await waitForLine(fast, new RegExp(`completed ${job!.jobId} redelivered=(\\w+)`),
+      `completed job ${job!.jobId}, which worker-a was working on when it was killed. The broker gives an ` +
+      'unacknowledged job to another worker when its worker dies; an acknowledged one is gone. Consume with ' +
+      `{ noAck: false } and ack only after the work is done (${WHERE}/worker.ts)`, 10_000);
+    expect(completed[1], `worker-b completed the job, but it was not flagged redelivered: pass ` +
+      `message.fields.redelivered to the handler (${WHERE}/worker.ts)`).toBe('true');
+
+    const completions = (slow.output() + fast.output()).match(new RegExp(`completed ${job!.jobId}`, 'g')) ?? [];
+    expect(completions.length, `job ${job!.jobId} was completed ${completions.length} times`).toBe(1);
+    expect(await rabbit.readyMessages(queue), 'the queue should be empty once the job is done').toBe(0);
+  });
+
+  it('prefetch gives fair dispatch: a slow worker holds one job while a fast worker does the rest', async () => {
+    const queue = await jobQueue();
+    const slowJobs: string[] = [];
+    const fastJobs: string[] = [];
+    // The slow worker starts every job it gets and finishes none of them during the test.
+    await worker(queue, 'slow-worker', async (job) => {
+      slowJobs.push(job.jobId);
+      await forever;
+    });
+    await worker(queue, 'fast-worker', async (job) => void fastJobs.push(job.jobId));
+    const jobs = uploadJobs(10);
+    await sendJobs(rabbit, queue, jobs);
+
+    await vi.waitFor(() => expect(fastJobs.length, `the fast worker finished ${fastJobs.length} of ${jobs.length} ` +
+      `jobs while the slow worker held ${slowJobs.length} (one in progress, the rest waiting behind it). Without a ` +
+      'prefetch limit the broker hands out jobs round-robin as fast as it can, whatever each worker is busy with. ' +
+      `Call channel.prefetch(options.prefetch) before channel.consume (${WHERE}/worker.ts)`)
+      .toBeGreaterThanOrEqual(jobs.length - 1), WAIT);
+    expect(slowJobs.length, 'with prefetch 1, the slow worker should hold at most one job').toBeLessThanOrEqual(1);
+    expect([...slowJobs, ...fastJobs].sort(), 'every job should reach exactly one worker').toEqual(jobs.map((j) => j.jobId).sort());
+  });
+
+  it('publishJobs waits for publisher confirms and rejects when the broker refuses a job', async () => {
+    // A queue that holds two jobs and refuses (nacks) any more: the broker saying "not taken".
+    const queue = rabbit.queue(uniqueName('uploads-full'));
+    await (await rabbit.channel()).assertQueue(queue, {
+      durable: true,
+      arguments: { ...CLASSIC_QUEUE, 'x-max-length': 2, 'x-overflow': 'reject-publish' },
+    });
+    const channel = await rabbit.confirmChannel();
+
+    const accepted = uploadJobs(2);
+    await publishJobs(channel, queue, accepted);
+    expect(await rabbit.readyMessages(queue), 'publishJobs resolved before the broker had every job: wait for ' +
+      `the confirms with await channel.waitForConfirms() (${WHERE}/producer.ts)`).toBe(2);
+
+    const refused = [uploadJob(3)];
+    const outcome = await publishJobs(channel, queue, refused).then(() => 'resolved', (error: unknown) => `rejected: ${String(error)}`);
+    expect(outcome, 'the broker refused a job (the queue was full) and publishJobs still resolved, so the caller ' +
+      'believes it was queued. With publisher confirms the broker acks or nacks every message: await ' +
+      `channel.waitForConfirms(), which rejects on a nack (${WHERE}/producer.ts)`).toMatch(/^rejected/);
+  });
+
+  it('a malformed job is rejected without stopping the worker', async () => {
+    const queue = await jobQueue();
+    const processed: string[] = [];
+    const connection = await worker(queue, 'worker-a', async (job) => void processed.push(job.jobId));
+    const raw = await rabbit.confirmChannel();
+    raw.sendToQueue(queue, Buffer.from('<thumbnail please>'), { persistent: true });
+    raw.sendToQueue(queue, Buffer.from(JSON.stringify({ jobId: 7, fileName: '' })), { persistent: true });
+    await raw.waitForConfirms();
+    const valid = uploadJob(1);
+    await sendJobs(rabbit, queue, [valid]);
+
+    await vi.waitFor(() => expect(processed, 'after two malformed jobs, a valid job was never processed: reject a ' +
+      `message that cannot be parsed with channel.nack(message, false, false) so the worker moves on (${WHERE}/worker.ts)`)
+      .toContain(valid.jobId), WAIT);
+    expect(processed, `only the valid job should reach the handler (${WHERE}/worker.ts)`).toEqual([valid.jobId]);
+
+    await connection.close();
+    const left = await rabbit.readyMessages(queue);
+    expect(left, `${left} message(s) went back to the queue when the worker disconnected: the malformed jobs were ` +
+      'neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without requeue ' +
+      `(${WHERE}/worker.ts)`).toBe(0);
+  });
+
+  describe('on a broker of its own', () => {
+    // Restarting the shared broker would break every check running beside this one.
+    let broker: DedicatedBroker | undefined;
+    let unavailable: unknown;
+    beforeAll(async () => {
+      try {
+        broker = await startDedicatedBroker('rabbitmq', { onProgress: (line) => console.log(`[dedicated broker] ${line}`) });
+      } catch (error) {
+        unavailable = error;
+      }
+    }, 180_000);
+    afterAll(async () => {
+      await broker?.stop();
+    }, 60_000);
+    const own = useRabbitMQ(() => broker!.url);
+
+    it('a durable queue with persistent, confirmed jobs loses nothing when the broker restarts', async () => {
+      if (!broker) expect.fail(`could not start a RabbitMQ broker for this check to restart: ${String(unavailable)}`);
+      const queue = own.queue(uniqueName('uploads'));
+      const jobs = uploadJobs(20);
+      const producer = await own.connect();
+      await assertJobQueue(await own.channel(producer), queue);
+      await publishJobs(await own.confirmChannel(producer), queue, jobs);
+      await producer.close();
+
+      await broker.restart();
+
+      const waiting = await own.readyMessages(queue);
+      expect(waiting, `the queue "${queue}" did not survive the broker restart: declare it durable ` +
+        `(${WHERE}/queue.ts)`).not.toBeUndefined();
+      expect(waiting, `publishJobs resolved for ${jobs.length} jobs before the restart, and ${waiting} were left after it. ` +
+        'A durable queue keeps only persistent messages: publish with { persistent: true }, and wait for the ' +
+        `confirms so that "published" means "on disk" (${WHERE}/producer.ts)`).toBe(jobs.length);
+
+      const processed: string[] = [];
+      const consumer = await own.connect();
+      await startWorker(await own.channel(consumer), queue, async (job) => void processed.push(job.jobId), { prefetch: 5, name: 'worker-a' });
+      await vi.waitFor(() => expect(processed.length, 'after the restart, a worker should receive every job').toBe(jobs.length), WAIT);
+      expect(processed.sort(), 'every job confirmed before the restart should be processed once after it')
+        .toEqual(jobs.map((j) => j.jobId).sort());
+    }, 90_000);
+  });
+});

@@ -1,0 +1,66 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { parseJob, type UploadJob } from './jobs.ts';
+
+export interface JobContext {
+  /** True when the broker delivered this job before, to a worker that did not acknowledge it. */
+  redelivered: boolean;
+}
+
+export type JobHandler = (job: UploadJob, context: JobContext) => Promise<void>;
+
+export interface WorkerOptions {
+  /** The most jobs this worker holds unacknowledged at a time. */
+  prefetch: number;
+  /** Used in log lines. */
+  name?: string;
+}
+
+export interface Worker {
+  queue: string;
+  consumerTag: string;
+}
+
+/**
+ * Consumes jobs from the work queue. Every job is acknowledged only after the handler has
+ * finished it: if the worker dies first, the broker gives the job to another worker.
+ */
+export async function startWorker(channel: Channel, queue: string, handle: JobHandler, options: WorkerOptions): Promise<Worker> {
+  const name = options.name ?? 'worker';
+  // Set before consuming: the broker sends this consumer at most `prefetch` unacknowledged jobs,
+  // and the next one only when it acks, so a slow worker does not sit on a pile of waiting jobs.
+  await channel.prefetch(options.prefetch);
+
+  const { consumerTag } = await channel.consume(
+    queue,
+    (message) => {
+      // null: the broker cancelled this consumer (its queue was deleted).
+      if (message === null) return;
+      work(channel, message, handle, name).catch((error: unknown) =>
+        console.error(`[${name}] could not settle a job message:`, error),
+      );
+    },
+    { noAck: false },
+  );
+  return { queue, consumerTag };
+}
+
+async function work(channel: Channel, message: ConsumeMessage, handle: JobHandler, name: string): Promise<void> {
+  const parsed = parseJob(message.content);
+  if (!parsed.ok) {
+    // Requeueing a message that can never be read would loop forever: reject it for good.
+    console.error(`[${name}] rejected a malformed job: ${parsed.reason}`);
+    channel.nack(message, false, false);
+    return;
+  }
+  try {
+    await handle(parsed.job, { redelivered: message.fields.redelivered });
+  } catch (error) {
+    // One more attempt, then give up (lesson 10 sends such jobs to a dead-letter queue).
+    const requeue = !message.fields.redelivered;
+    console.error(`[${name}] job ${parsed.job.jobId} failed${requeue ? ', will retry once' : ''}:`, error);
+    channel.nack(message, false, requeue);
+    return;
+  }
+  // Only now is the job done: the ack lets the broker forget it.
+  channel.ack(message);
+}
