@@ -1,18 +1,16 @@
-import { connect as amqpConnect } from 'amqplib';
-import { Redis } from 'ioredis';
-import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
 import type { ServiceName } from './services.ts';
 
 /**
  * Protocol-level readiness: a service is ready when it answers its own protocol, not when its
  * port is open (RabbitMQ and Kafka open theirs before they can serve, PostgreSQL answers
- * "the database system is starting up" for a while).
+ * "the database system is starting up" for a while). Client libraries load on first use, so
+ * that finding services already running stays quick.
  */
 
 const CONNECT_TIMEOUT_MS = 3_000;
 
 export async function probeRedis(url: string): Promise<void> {
+  const { Redis } = await import('ioredis');
   const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
@@ -31,12 +29,14 @@ export async function probeRedis(url: string): Promise<void> {
 }
 
 export async function probeRabbitMq(url: string): Promise<void> {
-  const connection = await amqpConnect(url, { timeout: CONNECT_TIMEOUT_MS });
+  const { connect } = await import('amqplib');
+  const connection = await connect(url, { timeout: CONNECT_TIMEOUT_MS });
   connection.on('error', () => {});
   await connection.close();
 }
 
 export async function probeKafka(brokers: string): Promise<void> {
+  const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({
     clientId: 'course-readiness',
     brokers: brokers.split(',').map((broker) => broker.trim()),
@@ -58,6 +58,7 @@ export async function probeKafka(brokers: string): Promise<void> {
 
 /** The brokers a Kafka cluster advertises, as host:port (to spot a stale advertised listener). */
 export async function advertisedKafkaBrokers(brokers: string): Promise<string[]> {
+  const { Kafka, logLevel } = await import('kafkajs');
   const kafka = new Kafka({ clientId: 'course-readiness', brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
   const admin = kafka.admin();
   try {
@@ -69,6 +70,7 @@ export async function advertisedKafkaBrokers(brokers: string): Promise<string[]>
 }
 
 export async function probePostgres(url: string): Promise<void> {
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   client.on('error', () => {});
   try {
