@@ -82,7 +82,9 @@ export class RabbitScope {
       await channel.assertExchange(exchange, type, options);
       return undefined;
     } catch (error) {
-      return error instanceof Error ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
+      // "… 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg 'type' …"": keep the reason.
+      return /PRECONDITION_FAILED - ([^"]+)/.exec(message)?.[1] ?? message;
     } finally {
       await closeQuietly(channel);
     }

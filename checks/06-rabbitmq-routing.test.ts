@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { OrderEvent } from '@lesson/06-rabbitmq-routing/orders.ts';
+import { OrderEventPublisher } from '@lesson/06-rabbitmq-routing/publisher.ts';
+import { declareOrderRouting, type RoutingNames } from '@lesson/06-rabbitmq-routing/routing.ts';
+import { HEADERS_BINDINGS, TOPIC_BINDINGS, type Subscriber } from '@lesson/06-rabbitmq-routing/subscribers.ts';
+import { uniqueName } from './support/names.ts';
+import { messageIds, useRabbitMQ } from './support/rabbitmq.ts';
+
+const SLUG = '06-rabbitmq-routing';
+const WHERE = `lessons/${SLUG}`;
+const SUBSCRIBERS: Subscriber[] = ['billing', 'shipping', 'euWarehouse', 'standardDesk', 'expressDesk', 'audit', 'euExpress', 'riskReview'];
+
+/** Topic routing keys the checks publish, and who should receive each. */
+const TOPIC_KEYS = [
+  'order.placed.eu',
+  'order.placed.eu.express',
+  'order.placed.us',
+  'order.placed.us.express',
+  'order.shipped.eu',
+  'order.shipped.us.express',
+  'payment.failed.eu',
+];
+
+/** Headers the checks publish, by a name for each message. */
+const HEADER_MESSAGES: Record<string, Record<string, string>> = {
+  'eu-express-card-low': { kind: 'placed', region: 'eu', tier: 'express', payment: 'card', risk: 'low' },
+  'eu-standard-invoice-low': { kind: 'placed', region: 'eu', tier: 'standard', payment: 'invoice', risk: 'low' },
+  'us-express-card-high': { kind: 'placed', region: 'us', tier: 'express', payment: 'card', risk: 'high' },
+  'eu-express-invoice-high': { kind: 'placed', region: 'eu', tier: 'express', payment: 'invoice', risk: 'high' },
+  'us-standard-card-low': { kind: 'placed', region: 'us', tier: 'standard', payment: 'card', risk: 'low' },
+};
+
+const WILDCARDS_NEED_TOPIC =
+  'Any other exchange type accepts a binding like order.placed.* but reads * and # as plain characters, so no order event matches.';
+const MATCHING_NEEDS_HEADERS =
+  "Only a headers exchange reads a binding's x-match arguments; the others route by routing key, and these messages carry a meaningless one.";
+
+function orderEvent(): OrderEvent {
+  return {
+    eventId: randomUUID(),
+    orderId: `ord-${randomUUID().slice(0, 8)}`,
+    kind: 'placed',
+    region: 'eu',
+    tier: 'standard',
+    payment: 'card',
+    risk: 'low',
+    totalCents: 12_500,
+    occurredAt: new Date().toISOString(),
+  };
+}
+
+describe('06 rabbitmq-routing', () => {
+  const rabbit = useRabbitMQ();
+
+  /** Declares the learner's routing under fresh names, all registered for deletion. */
+  async function routing(): Promise<RoutingNames> {
+    const names: RoutingNames = {
+      kindExchange: rabbit.exchange(uniqueName('orders-kind')),
+      topicExchange: rabbit.exchange(uniqueName('orders-topic')),
+      headersExchange: rabbit.exchange(uniqueName('orders-headers')),
+      queues: Object.fromEntries(SUBSCRIBERS.map((s) => [s, rabbit.queue(uniqueName(`orders-${s}`))])) as Record<Subscriber, string>,
+    };
+    await declareOrderRouting(await rabbit.channel(), names);
+    return names;
+  }
+
+  /** Publishes one message per routing key (its id is the key) and waits until the broker has routed all. */
+  async function publishKeys(exchange: string, keys: readonly string[]): Promise<void> {
+    const channel = await rabbit.confirmChannel();
+    for (const key of keys) channel.publish(exchange, key, Buffer.from('{}'), { messageId: key, contentType: 'application/json' });
+    await channel.waitForConfirms();
+  }
+
+  /** What a subscriber's queue holds, by message id. */
+  async function received(names: RoutingNames, subscriber: Subscriber): Promise<string[]> {
+    return messageIds(await rabbit.drain(names.queues[subscriber])).sort();
+  }
+
+  /** A hint when the exchange was declared with another type than the requirement needs. */
+  async function typeHint(exchange: string, type: string): Promise<string> {
+    const mismatch = await rabbit.exchangeMismatch(exchange, type, { durable: true });
+    return mismatch ? ` The exchange is not a durable ${type} exchange (the broker says: ${mismatch}); see ${WHERE}/routing.ts.` : '';
+  }
+
+  /** Wildcards and header matching exist only on their own exchange types: check that first. */
+  async function expectExchangeType(exchange: string, type: 'topic' | 'headers', why: string): Promise<void> {
+    const mismatch = await rabbit.exchangeMismatch(exchange, type, { durable: true });
+    expect(mismatch, `"${exchange}" should be a durable ${type} exchange, but the broker says: ${mismatch}. ${why} ` +
+      `Declare it with channel.assertExchange(name, '${type}', { durable: true }) (${WHERE}/routing.ts).`).toBeUndefined();
+  }
+
+  it('a direct exchange delivers only on an exact routing key match', async () => {
+    const names = await routing();
+    await publishKeys(names.kindExchange, ['order.placed', 'order.paid', 'order.refunded', 'order.paid.eu', 'order.*', 'ORDER.PAID']);
+    const billing = await received(names, 'billing');
+    const shipping = await received(names, 'shipping');
+    const expectedBilling = ['order.paid', 'order.refunded'];
+    const expectedShipping = ['order.paid'];
+
+    const hint = billing.join() === expectedBilling.join() && shipping.join() === expectedShipping.join()
+      ? '' : await typeHint(names.kindExchange, 'direct');
+    expect(billing, `billing should receive exactly ${JSON.stringify(expectedBilling)} from the direct exchange, and ` +
+      `received ${JSON.stringify(billing)}. A direct exchange compares the whole routing key, character for character: ` +
+      `no patterns, no prefixes, case-sensitive. Check KIND_BINDINGS (${WHERE}/subscribers.ts) and the exchange type ` +
+      `(${WHERE}/routing.ts).${hint}`).toEqual(expectedBilling);
+    expect(shipping, `shipping should receive exactly ${JSON.stringify(expectedShipping)}, and received ` +
+      `${JSON.stringify(shipping)} (${WHERE}/subscribers.ts, routing.ts).${hint}`).toEqual(expectedShipping);
+  });
+
+  it('in a topic binding, * matches exactly one word', async () => {
+    const names = await routing();
+    await expectExchangeType(names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
+    await publishKeys(names.topicExchange, TOPIC_KEYS);
+    const standard = await received(names, 'standardDesk');
+    const express = await received(names, 'expressDesk');
+    const expectedStandard = ['order.placed.eu', 'order.placed.us'];
+    const expectedExpress = ['order.placed.eu.express', 'order.placed.us.express'];
+
+    expect(standard, `the standard desk (bound with "${TOPIC_BINDINGS.standardDesk}") should get placed orders of ` +
+      `exactly one more word, the region: ${JSON.stringify(expectedStandard)}. It received ${JSON.stringify(standard)}. ` +
+      '`*` matches exactly one word, so order.placed.* stops at the region; `#` would also take the express orders, ' +
+      `which have a fourth word (${WHERE}/subscribers.ts).`).toEqual(expectedStandard);
+    expect(express, `the express desk (bound with "${TOPIC_BINDINGS.expressDesk}") should get ` +
+      `${JSON.stringify(expectedExpress)}, and received ${JSON.stringify(express)}. Use \`*\` for the one word that ` +
+      `varies, the region (${WHERE}/subscribers.ts).`).toEqual(expectedExpress);
+  });
+
+  it('in a topic binding, # matches zero or more words', async () => {
+    const names = await routing();
+    await expectExchangeType(names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
+    await publishKeys(names.topicExchange, TOPIC_KEYS);
+    const warehouse = await received(names, 'euWarehouse');
+    const audit = await received(names, 'audit');
+    const expectedWarehouse = ['order.placed.eu', 'order.placed.eu.express'];
+    const expectedAudit = TOPIC_KEYS.filter((key) => key.startsWith('order.')).sort();
+
+    expect(warehouse, `the EU warehouse (bound with "${TOPIC_BINDINGS.euWarehouse}") should get every order placed ` +
+      `in the EU, standard or express: ${JSON.stringify(expectedWarehouse)}. It received ${JSON.stringify(warehouse)}. ` +
+      '`#` matches zero or more words, so order.placed.eu.# takes order.placed.eu itself as well as ' +
+      `order.placed.eu.express; \`*\` needs exactly one word after eu (${WHERE}/subscribers.ts).`).toEqual(expectedWarehouse);
+    expect(audit, `audit (bound with "${TOPIC_BINDINGS.audit}") should get every order event, however many words ` +
+      `follow "order": ${JSON.stringify(expectedAudit)}. It received ${JSON.stringify(audit)} ` +
+      `(${WHERE}/subscribers.ts).`).toEqual(expectedAudit);
+  });
+
+  async function publishHeaders(names: RoutingNames): Promise<void> {
+    const channel = await rabbit.confirmChannel();
+    for (const [id, headers] of Object.entries(HEADER_MESSAGES)) {
+      // The routing key is deliberately meaningless: a headers exchange ignores it.
+      channel.publish(names.headersExchange, 'ignored', Buffer.from('{}'), { messageId: id, headers, contentType: 'application/json' });
+    }
+    await channel.waitForConfirms();
+  }
+
+  it('a headers binding with x-match all needs every listed header to match', async () => {
+    const names = await routing();
+    await expectExchangeType(names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
+    await publishHeaders(names);
+    const euExpress = await received(names, 'euExpress');
+    const expected = ['eu-express-card-low', 'eu-express-invoice-high'];
+    expect(euExpress, `euExpress (bound with ${JSON.stringify(HEADERS_BINDINGS.euExpress)}) should get the orders ` +
+      `whose headers say region=eu AND tier=express: ${JSON.stringify(expected)}. It received ` +
+      `${JSON.stringify(euExpress)}. With 'x-match': 'all' every listed header must be present with that exact ` +
+      `value (${WHERE}/subscribers.ts).`).toEqual(expected);
+  });
+
+  it('a headers binding with x-match any needs one listed header to match', async () => {
+    const names = await routing();
+    await expectExchangeType(names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
+    await publishHeaders(names);
+    const review = await received(names, 'riskReview');
+    const expected = ['eu-express-invoice-high', 'eu-standard-invoice-low', 'us-express-card-high'];
+    expect(review, `riskReview (bound with ${JSON.stringify(HEADERS_BINDINGS.riskReview)}) should get the orders ` +
+      `paid by invoice OR rated high-risk: ${JSON.stringify(expected)}. It received ${JSON.stringify(review)}. ` +
+      `With 'x-match': 'any' one matching header is enough; 'all' (the default) needs every one ` +
+      `(${WHERE}/subscribers.ts).`).toEqual(expected);
+  });
+
+  it('an unroutable message is detected with the mandatory flag instead of being silently dropped', async () => {
+    const names = await routing();
+    const publisher = new OrderEventPublisher(await rabbit.confirmChannel());
+
+    const routed = await publisher.publish(names.topicExchange, 'order.placed.eu', orderEvent());
+    expect(routed, `an order.placed.eu event reaches several queues, so publish() should resolve 'routed' ` +
+      `(${WHERE}/publisher.ts)`).toBe('routed');
+
+    const noSubscriber = await publisher.publish(names.kindExchange, 'order.placed', orderEvent());
+    expect(noSubscriber, 'nobody is bound to order.placed on the direct exchange, so RabbitMQ discarded that ' +
+      `message and publish() still said '${noSubscriber}'. Publish with { mandatory: true } and listen for the ` +
+      "channel's 'return' event: the broker returns an unroutable mandatory message before it confirms it, so " +
+      `once the confirm arrives you know (${WHERE}/publisher.ts)`).toBe('unroutable');
+
+    const unknownKey = await publisher.publish(names.topicExchange, 'invoice.created', orderEvent());
+    expect(unknownKey, `invoice.created matches no topic binding, and publish() said '${unknownKey}' ` +
+      `(${WHERE}/publisher.ts)`).toBe('unroutable');
+
+    const routedAgain = await publisher.publish(names.kindExchange, 'order.paid', orderEvent());
+    expect(routedAgain, 'after an unroutable message, the next routable one should be reported routed: pair each ' +
+      `returned message with its own publish, e.g. by messageId (${WHERE}/publisher.ts)`).toBe('routed');
+
+    const queued = await received(names, 'billing');
+    expect(queued.length, 'the order.paid event should be in billing\'s queue').toBe(1);
+  });
+});
