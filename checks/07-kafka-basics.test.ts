@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it, vi } from 'vitest';
+import type { Message } from 'kafkajs';
+import { MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
+import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
+import { startInventoryConsumer, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
+import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
+import { ensureTopic } from '@lesson/07-kafka-basics/topics.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, useKafka } from './support/kafka.ts';
+import { uniqueName } from './support/names.ts';
+import { startLessonProcess } from './support/processes.ts';
+import { serviceEnv } from './support/services.ts';
+
+const SLUG = '07-kafka-basics';
+const WHERE = `lessons/${SLUG}`;
+const kafka = useKafka();
+
+const at = () => new Date().toISOString();
+
+function placed(orderId: string, quantity = 1): OrderEvent {
+  return { type: 'order.placed', eventId: randomUUID(), orderId, customerId: 'customer-7', lines: [{ sku: 'SKU-MUG', quantity }], placedAt: at() };
+}
+
+function amended(orderId: string, quantity: number): OrderEvent {
+  return { type: 'order.amended', eventId: randomUUID(), orderId, lines: [{ sku: 'SKU-MUG', quantity }], amendedAt: at() };
+}
+
+function cancelled(orderId: string): OrderEvent {
+  return { type: 'order.cancelled', eventId: randomUUID(), orderId, reason: 'changed my mind', cancelledAt: at() };
+}
+
+/** `orders` orders with `perOrder` events each, interleaved the way busy order traffic arrives. */
+function interleavedLifecycles(orders: number, perOrder: number): OrderEvent[] {
+  const lifecycles = Array.from({ length: orders }, () => {
+    const orderId = `order-${randomUUID()}`;
+    return [placed(orderId), ...Array.from({ length: perOrder - 2 }, (_, i) => amended(orderId, i + 2)), cancelled(orderId)];
+  });
+  const events: OrderEvent[] = [];
+  for (let step = 0; step < perOrder; step++) for (const lifecycle of lifecycles) events.push(lifecycle[step]!);
+  return events;
+}
+
+/** A correctly encoded message, written by the check itself: the consumer tests do not depend on the learner's producer. */
+function wellFormed(event: OrderEvent, correlationId: string): Message {
+  const { type, ...body } = event;
+  return {
+    key: event.orderId,
+    value: JSON.stringify(body),
+    headers: { 'event-type': type, 'event-version': '1', 'correlation-id': correlationId },
+  };
+}
+
+async function connectedPublisher(topic: string): Promise<OrderEventPublisher> {
+  const publisher = new OrderEventPublisher(kafka.client('order-service'), topic);
+  await publisher.connect();
+  kafka.cleanup(() => publisher.disconnect());
+  return publisher;
+}
+
+async function startConsumer(topic: string, handle: (received: ReceivedOrderEvent) => void, onMalformed?: (error: MalformedEventError) => void) {
+  const consumer = await startInventoryConsumer({
+    kafka: kafka.client('inventory-service'),
+    topic,
+    groupId: kafka.groupId('inventory'),
+    timings: { ...CHECK_GROUP_TIMINGS },
+    handle,
+    onMalformed,
+  });
+  kafka.cleanup(() => consumer.stop());
+  return consumer;
+}
+
+describe('07 kafka-basics', () => {
+  it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async () => {
+    const topic = uniqueName('orders');
+    kafka.cleanup(() => kafka.admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
+
+    await ensureTopic(kafka.admin, topic, 4);
+    const { topics } = await kafka.admin.fetchTopicMetadata({ topics: [topic] }).catch(() => ({ topics: [] }));
+    const partitions = topics[0]?.partitions.length ?? 0;
+    expect(partitions, `ensureTopic(admin, "${topic}", 4) should create the topic with 4 partitions; it has ` +
+      `${partitions || 'none (the topic does not exist)'}. Create it with admin.createTopics and an explicit ` +
+      `numPartitions: a topic the broker auto-creates gets its default count (${WHERE}/topics.ts).`).toBe(4);
+
+    await expect(ensureTopic(kafka.admin, topic, 4), 'calling ensureTopic again for an existing topic should succeed: ' +
+      `services call it on every start (${WHERE}/topics.ts)`).resolves.toBeUndefined();
+  });
+
+  it('every message is keyed by its order id and carries event-type, event-version and correlation-id headers', async () => {
+    const topic = await kafka.createTopic('orders', 3);
+    const events = [placed('order-a'), amended('order-a', 3), placed('order-b'), cancelled('order-a')];
+    const publisher = await connectedPublisher(topic);
+    await publisher.publish(events, { correlationId: 'checkout-42' });
+
+    const messages = await kafka.readMessages(topic, events.length);
+    expect(messages.length, `publish() should write one message per event (${WHERE}/order-publisher.ts)`).toBe(events.length);
+    for (const message of messages) {
+      const type = headerText(message.headers, 'event-type');
+      const body = JSON.parse(message.value?.toString() ?? 'null') as { orderId?: string; eventId?: string } | null;
+      const event = events.find((e) => e.eventId === body?.eventId);
+      expect(event, `a message body should be the event as JSON (with its eventId, orderId, ...), got ` +
+        `${message.value?.toString()} (${WHERE}/codec.ts)`).toBeDefined();
+      expect(message.key?.toString(), `the message for ${event!.type} of ${event!.orderId} has key ` +
+        `${JSON.stringify(message.key?.toString() ?? null)}. The key must be the order id: Kafka hashes the key to ` +
+        `choose the partition, and only messages on one partition keep their order (${WHERE}/codec.ts)`).toBe(event!.orderId);
+      expect(type, `the "event-type" header is ${JSON.stringify(type ?? null)}, expected "${event!.type}". Consumers route on ` +
+        `headers without parsing the body: put the type there, not (only) inside the JSON (${WHERE}/codec.ts)`).toBe(event!.type);
+      expect(headerText(message.headers, 'event-version'), 'the "event-version" header should say which version of the ' +
+        `${event!.type} payload this is ("1"), so consumers can tell old and new shapes apart (${WHERE}/codec.ts)`).toBe('1');
+      expect(headerText(message.headers, 'correlation-id'), 'the "correlation-id" header should carry the correlation id ' +
+        `passed to publish() ("checkout-42") (${WHERE}/codec.ts)`).toBe('checkout-42');
+    }
+  });
+
+  it('all events of one order land on one partition and reach the consumer in publish order', async () => {
+    const topic = await kafka.createTopic('orders', 4);
+    const events = interleavedLifecycles(12, 6);
+    const received: ReceivedOrderEvent[] = [];
+    await startConsumer(topic, (r) => void received.push(r));
+
+    const publisher = await connectedPublisher(topic);
+    await publisher.publish(events, { correlationId: 'bulk-import-7' });
+
+    await vi.waitFor(() => {
+      expect(received.length, `the inventory consumer received ${received.length} of ${events.length} events ` +
+        `(${WHERE}/inventory-consumer.ts, order-publisher.ts)`).toBeGreaterThanOrEqual(events.length);
+    }, { timeout: 8_000, interval: 50 });
+
+    const orderIds = [...new Set(events.map((e) => e.orderId))];
+    for (const orderId of orderIds) {
+      const mine = received.filter((r) => r.event.orderId === orderId);
+      const partitions = [...new Set(mine.map((r) => r.partition))];
+      expect(partitions.length, `the events of ${orderId} were spread over partitions ${partitions.join(', ')}. ` +
+        'Kafka orders messages within a partition only: give every event of an order the same key (the order id), ' +
+        `not a random or missing one (${WHERE}/codec.ts)`).toBe(1);
+      const sent = events.filter((e) => e.orderId === orderId).map((e) => e.type);
+      expect(mine.map((r) => r.event.type), `the events of ${orderId} reached the consumer out of order: an amendment or ` +
+        'cancellation before the order it changes corrupts the reservations').toEqual(sent);
+    }
+  });
+
+  it('the inventory consumer group receives every event, decoded with its type, version and correlation id', async () => {
+    const topic = await kafka.createTopic('orders', 3);
+    const events = interleavedLifecycles(5, 3);
+    const producer = await kafka.producer();
+    await produce(producer, topic, events.map((e) => wellFormed(e, 'checkout-9')));
+
+    const received: ReceivedOrderEvent[] = [];
+    await startConsumer(topic, (r) => void received.push(r));
+
+    await vi.waitFor(() => {
+      expect(received.length, `startInventoryConsumer delivered ${received.length} of the ${events.length} events already on ` +
+        'the topic. A new group should start from the beginning of the topic (subscribe with fromBeginning: true) ' +
+        `and hand every message to handle() (${WHERE}/inventory-consumer.ts)`).toBeGreaterThanOrEqual(events.length);
+    }, { timeout: 8_000, interval: 50 });
+
+    expect(received.map((r) => r.event.eventId).sort(), 'each event should be delivered exactly once').toEqual(events.map((e) => e.eventId).sort());
+    for (const r of received) {
+      const sent = events.find((e) => e.eventId === r.event.eventId)!;
+      expect(r.event, `handle() should receive the decoded event, type included (${WHERE}/codec.ts decodeOrderEvent)`).toEqual(sent);
+      expect(r.version, 'the decoded version should come from the "event-version" header').toBe(1);
+      expect(r.correlationId, 'the correlation id should come from the "correlation-id" header').toBe('checkout-9');
+      expect(typeof r.offset === 'string' && typeof r.partition === 'number', 'each delivery should say its partition and offset').toBe(true);
+    }
+  });
+
+  it('a malformed message is reported with its reason and skipped, and consumption continues', async () => {
+    const topic = await kafka.createTopic('orders', 1);
+    const good = placed('order-after-the-bad-ones');
+    const producer = await kafka.producer();
+    await produce(producer, topic, [
+      { key: 'order-1', value: JSON.stringify({ type: 'order.placed', orderId: 'order-1' }) },
+      { key: 'order-2', value: '{"orderId": "order-2", oops', headers: { 'event-type': 'order.placed', 'event-version': '1', 'correlation-id': 'c' } },
+      { key: 'order-3', value: JSON.stringify({ eventId: 'e3', orderId: 'order-3', lines: [{ sku: 'SKU-MUG', quantity: -2 }] }), headers: { 'event-type': 'order.placed', 'event-version': '1', 'correlation-id': 'c' } },
+      wellFormed(good, 'c'),
+    ]);
+
+    const received: ReceivedOrderEvent[] = [];
+    const reported: unknown[] = [];
+    await startConsumer(topic, (r) => void received.push(r), (error) => void reported.push(error));
+
+    await vi.waitFor(() => {
+      expect(received.map((r) => r.event.eventId), 'the valid event after three malformed ones never reached handle(): ' +
+        'a bad message must be reported and skipped, not stop the partition or crash the consumer ' +
+        `(${WHERE}/inventory-consumer.ts)`).toEqual([good.eventId]);
+    }, { timeout: 8_000, interval: 50 });
+    expect(reported.length, 'each of the three malformed messages (no headers, broken JSON, a negative quantity) should ' +
+      `be passed to onMalformed (${WHERE}/inventory-consumer.ts, codec.ts)`).toBe(3);
+    for (const error of reported) {
+      expect(error, `onMalformed should receive a MalformedEventError saying what is wrong (${WHERE}/codec.ts)`).toBeInstanceOf(MalformedEventError);
+    }
+    expect(String((reported[0] as Error).message), 'a message without headers should be reported as missing the ' +
+      '"event-type" header').toMatch(/event-type/);
+  });
+
+  it('the order service and the inventory service disconnect cleanly when they finish or are stopped', async () => {
+    const topic = await kafka.createTopic('orders', 3);
+    const groupId = kafka.groupId('inventory');
+    const env = { ...serviceEnv('kafka'), ...groupTimingsEnv(), ORDERS_TOPIC: topic, INVENTORY_GROUP: groupId, ORDER_COUNT: '2' };
+    const inventory = startLessonProcess(SLUG, 'inventory-service.ts', { env, name: 'the inventory service' });
+    const orders = startLessonProcess(SLUG, 'order-service.ts', { env, name: 'the order service' });
+
+    const exit = await exitWithin(orders.exited, 10_000, () => 'the order service published its events but never exited. ' +
+      'A producer that is still connected keeps Node running: disconnect it when the work is done ' +
+      `(OrderEventPublisher.disconnect in ${WHERE}/order-publisher.ts). Its output:\n${orders.output()}`);
+    expect(exit.code, `the order service failed (exit code ${exit.code}). Its output:\n${orders.output()}`).toBe(0);
+
+    await inventory.waitForOutput(/order\.cancelled/, 'consumed the published events', 10_000);
+    await vi.waitFor(async () => {
+      const { members } = await kafka.groupMembers(groupId, topic);
+      expect(members.length, 'the inventory service should be a member of its group').toBe(1);
+    }, { timeout: 5_000, interval: 100 });
+
+    const stopped = await inventory.stop(4_000);
+    const { state, members } = await kafka.groupMembers(groupId, topic);
+    expect(members.length, `after SIGTERM the inventory service's member was still in group ${groupId} (state ${state}). ` +
+      'A consumer that exits without consumer.disconnect() keeps its partitions, unprocessed, until the session ' +
+      `times out. Stop the consumer on SIGTERM and SIGINT (${WHERE}/inventory-service.ts, inventory-consumer.ts).`).toBe(0);
+    expect(stopped.signal, 'the inventory service did not handle SIGTERM (it was ended by the signal): stop the consumer, ' +
+      `then exit (${WHERE}/inventory-service.ts)`).toBeNull();
+    expect(stopped.code, `the inventory service should exit with code 0 after stopping. Its output:\n${inventory.output()}`).toBe(0);
+  });
+});
