@@ -34,3 +34,12 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Fails when a port a service is about to bind on 127.0.0.1 is already taken by another program. */
+export async function assertPortsFree(ports: readonly number[], what: string): Promise<void> {
+  for (const port of ports) {
+    if (await isPortOpen('127.0.0.1', port, 300)) {
+      throw new Error(`cannot start ${what}: 127.0.0.1:${port} is already in use by another program`);
+    }
+  }
+}

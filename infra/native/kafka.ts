@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { assertPortsFree } from '../net.ts';
 import { probeKafka, waitUntilReady } from '../probes.ts';
 import { installPackages } from './packages.ts';
 import { displayPath, serviceDir } from './paths.ts';
@@ -140,6 +141,7 @@ function newClusterId(): string {
 export async function startKafkaNode(node: KafkaNode, libsDir: string, timeoutMs = 120_000): Promise<void> {
   const java = findExecutable('java');
   if (!java) throw new Error('Java is not installed (apt-get install default-jre-headless)');
+  await assertPortsFree([node.port, node.controllerPort], 'Kafka');
   const dataDir = join(node.dir, 'data');
   const logsDir = join(node.dir, 'logs');
   mkdirSync(dataDir, { recursive: true });

@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertPortsFree } from '../net.ts';
 import { probePostgres, waitUntilReady } from '../probes.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
@@ -91,6 +92,7 @@ async function initCluster(node: PostgresNode, bin: string, dataDir: string): Pr
 export async function startPostgresNode(node: PostgresNode, timeoutMs = 60_000): Promise<void> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(`PostgreSQL is not installed (apt-get install ${POSTGRES_PACKAGE})`);
+  await assertPortsFree([node.port], 'PostgreSQL');
   await prepareSubdir(node.dir, 'logs', node.user);
   const dataDir = join(node.dir, 'data');
   const versionFile = join(dataDir, 'PG_VERSION');

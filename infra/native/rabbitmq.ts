@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertPortsFree } from '../net.ts';
 import { probeRabbitMq, waitUntilReady } from '../probes.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
-import { livePidFromFile, stopProcess } from './processes.ts';
-import { commandAs, findExecutable, isRoot, launch, tailOfFile } from './system.ts';
+import { isAlive, livePidFromFile, stopProcess } from './processes.ts';
+import { commandAs, findExecutable, isRoot, spawnDetached, tailOfFile } from './system.ts';
 
 /**
  * RabbitMQ from the Debian package, run as a node of our own: its own name, data, logs, Erlang
@@ -99,29 +100,32 @@ function nodeEnvironment(node: RabbitNode): Record<string, string> {
   };
 }
 
-/** Starts the node in the background and waits until it accepts AMQP connections. */
+/**
+ * Starts the node in the background and waits until it accepts AMQP connections. The start script
+ * runs in the foreground of a detached process group (not with -detached), so that whatever the
+ * node prints before its log is open, a config error for instance, lands in logs/startup.log.
+ */
 export async function startRabbitNode(node: RabbitNode, timeoutMs = 90_000): Promise<void> {
   const server = rabbitmqServerPath();
   if (!server) throw new Error(`RabbitMQ is not installed (apt-get install ${RABBITMQ_PACKAGE})`);
+  await assertPortsFree([node.port, node.distPort], `RabbitMQ node ${node.name}`);
   await prepareNode(node);
   const logFile = rabbitLogFile(node);
   const startupLog = join(node.dir, 'logs', 'startup.log');
-  const { command, args } = commandAs(node.user, server, ['-detached'], nodeEnvironment(node));
-  const code = await launch(command, args, { logFile: startupLog, cwd: node.dir });
-  if (code !== 0) {
-    throw new Error(
-      `rabbitmq-server exited with ${code} while starting node ${node.name}:\n${tailOfFile(startupLog)}\n` +
-        `Logs: ${displayPath(startupLog)}, ${displayPath(logFile)}`,
-    );
+  writeFileSync(startupLog, '');
+  const { command, args } = commandAs(node.user, server, [], nodeEnvironment(node));
+  const launcher = spawnDetached(command, args, { logFile: startupLog, cwd: node.dir });
+  try {
+    await waitUntilReady(() => probeRabbitMq(rabbitUrl(node.port)), {
+      what: `RabbitMQ node ${node.name} on 127.0.0.1:${node.port}`,
+      timeoutMs,
+      logFile: `${displayPath(logFile)} (console: ${displayPath(startupLog)})`,
+      alive: () => isAlive(launcher),
+    });
+  } catch (error) {
+    const console = tailOfFile(startupLog);
+    throw new Error(`${error instanceof Error ? error.message : String(error)}${console ? `\n${console}` : ''}`);
   }
-  const startedAt = Date.now();
-  await waitUntilReady(() => probeRabbitMq(rabbitUrl(node.port)), {
-    what: `RabbitMQ node ${node.name} on 127.0.0.1:${node.port}`,
-    timeoutMs,
-    logFile: displayPath(logFile),
-    // The pid file appears a moment after launch; until then the node counts as alive.
-    alive: () => Date.now() - startedAt < 5_000 || rabbitNodePid(node) !== undefined,
-  });
 }
 
 /** Stops the node gracefully (SIGTERM makes RabbitMQ close queues and flush to disk). */

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { assertPortsFree } from '../net.ts';
 import { probeRedis, waitUntilReady } from '../probes.ts';
 import { displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
@@ -38,6 +39,7 @@ export function redisPid(node: RedisNode): number | undefined {
 export async function startRedisNode(node: RedisNode, timeoutMs = 30_000): Promise<void> {
   const server = redisServerPath();
   if (!server) throw new Error(`Redis is not installed (apt-get install ${REDIS_PACKAGE})`);
+  await assertPortsFree([node.port], 'Redis');
   const dataDir = await prepareSubdir(node.dir, 'data', node.user);
   await prepareSubdir(node.dir, 'logs', node.user);
   const logFile = redisLogFile(node);
