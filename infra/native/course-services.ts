@@ -91,7 +91,7 @@ export const COURSE_SERVICES: Record<ServiceName, CourseService> = {
     pid: () => kafkaPid(kafkaNode()),
     stop: () => stopKafkaNode(kafkaNode()),
     logFile: () => kafkaLogFile(kafkaNode()),
-    startingMessage: `starting Apache Kafka ${KAFKA_VERSION} (KRaft) on 127.0.0.1:${port('kafka')} (takes ~15 s)…`,
+    startingMessage: `starting Apache Kafka ${KAFKA_VERSION} (KRaft) on 127.0.0.1:${port('kafka')} (about 10 s)…`,
   },
   postgres: {
     missingPackages: () => (postgresBinDir() ? [] : [POSTGRES_PACKAGE]),
