@@ -52,14 +52,17 @@ async function findEngineEndpoint(): Promise<{ found: boolean; where: string }> 
   const dockerHost = process.env.DOCKER_HOST?.trim();
   if (dockerHost) {
     const url = safeUrl(dockerHost);
+    const where = `DOCKER_HOST=${dockerHost}`;
     if (url?.protocol === 'unix:') {
-      return { found: await socketAnswers(url.pathname), where: `DOCKER_HOST=${dockerHost}` };
+      const found = await socketAnswers(url.pathname);
+      return { found, where: found ? where : `nothing answers at ${where}` };
     }
     if (url && (url.protocol === 'tcp:' || url.protocol === 'http:' || url.protocol === 'https:')) {
       const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 2376 : 2375;
-      return { found: await isPortOpen(url.hostname, port, 700), where: `DOCKER_HOST=${dockerHost}` };
+      const found = await isPortOpen(url.hostname, port, 700);
+      return { found, where: found ? where : `nothing answers at ${where}` };
     }
-    return { found: true, where: `DOCKER_HOST=${dockerHost}` };
+    return { found: true, where };
   }
   if (existsSync(join(homedir(), '.testcontainers.properties'))) {
     return { found: true, where: '~/.testcontainers.properties' };

@@ -154,7 +154,6 @@ export function nativeInstructions(services: readonly ServiceName[]): string {
     } else {
       lines.push(`  • Let the course start them: npm run infra -- up ${services.join(' ')}`);
     }
-    lines.push(`    (as root or with passwordless sudo, \`npm run infra -- native\` does both.)`);
   } else {
     lines.push(`  • Run them yourself on their usual ports:`);
     for (const service of services) {
