@@ -3,7 +3,7 @@ import type { UserSignedUp } from '@lesson/03-redis-streams/events.ts';
 import { appendSignup } from '@lesson/03-redis-streams/producer.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { pendingEntries, readStream, RedisTestKit, waitForLine } from './support/redis.ts';
+import { pendingEntries, readStream, RedisTestKit, waitForLine, waitForOutputs } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '03-redis-streams';
@@ -155,12 +155,10 @@ describe.concurrent('03 redis-streams', () => {
     const ids: string[] = [];
     for (let i = 0; i < 10; i++) ids.push(await n.append(signup(`split${i}@example.com`)));
 
-    await vi.waitFor(() => {
-      const output = a.output() + b.output();
-      const missing = ids.filter((id) => !new RegExp(`\\] done ${id}$`, 'm').test(output));
-      expect(missing, `no consumer finished these entries: ${missing.join(', ')}. Each consumer should read new ` +
-        `entries with XREADGROUP GROUP <group> <its own name> … STREAMS <stream> '>' (${WHERE}/consumer.ts readNew)`).toEqual([]);
-    }, DEADLINE);
+    const unfinished = () => ids.filter((id) => !done('email-a', id).test(a.output()) && !done('email-b', id).test(b.output()));
+    await waitForOutputs([a, b], () => unfinished().length === 0, () => `no consumer finished these entries: ` +
+      `${unfinished().join(', ')}. Each consumer should read new entries with XREADGROUP GROUP <group> <its own ` +
+      `name> … STREAMS <stream> '>' (${WHERE}/consumer.ts readNew)`);
 
     for (const id of ids) {
       const times = count(a.output(), processing('email-a', id)) + count(b.output(), processing('email-b', id));
@@ -239,10 +237,8 @@ describe.concurrent('03 redis-streams', () => {
     await Promise.all([ready(a), ready(b)]);
 
     const id = await n.append(signup('slow-but-alive@example.com'));
-    await vi.waitFor(() => {
-      expect(done('email-a', id).test(a.output()) || done('email-b', id).test(b.output()),
-        `no consumer finished entry ${id} (${WHERE}/consumer.ts)`).toBe(true);
-    }, DEADLINE);
+    await waitForOutputs([a, b], () => done('email-a', id).test(a.output()) || done('email-b', id).test(b.output()),
+      () => `no consumer finished entry ${id} (${WHERE}/consumer.ts readNew)`);
 
     const handledBy = [
       ...(processing('email-a', id).test(a.output()) ? ['email-a'] : []),

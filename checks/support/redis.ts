@@ -80,7 +80,8 @@ function pairs(flat: string[]): Record<string, string> {
 
 /**
  * Waits for a line of a service's output, like LessonProcess.waitForOutput, but gives up as soon as
- * the process exits (a starter that throws "TODO" fails in a moment, not at the deadline).
+ * the process exits or reports a starter function that still throws its TODO (even one the service
+ * catches and retries), so unfinished code fails in a moment instead of at the deadline.
  */
 export async function waitForLine(
   service: LessonProcess,
@@ -88,19 +89,53 @@ export async function waitForLine(
   what: string,
   timeoutMs = 10_000,
 ): Promise<RegExpMatchArray> {
-  const waiting = service.waitForOutput(pattern, what, timeoutMs);
-  const exited = service.exited.then(() => {
-    // Output may still be in flight when 'exit' fires: look once more before giving up.
-    const match = service.output().match(pattern);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const output = service.output();
+    const match = output.match(pattern);
     if (match) return match;
-    throw new Error(
-      `${service.name} exited before it ${what} (waited for output matching ${pattern}).\n` +
-        `Its output was:\n${indent(service.output()) || '  (nothing)'}`,
-    );
-  });
-  waiting.catch(() => {});
-  exited.catch(() => {});
-  return Promise.race([waiting, exited]);
+    const todo = /\bTODO: ([\w.]+)/.exec(output);
+    if (todo) throw new Error(`TODO: ${todo[1]}`);
+    const state = service.running ? (Date.now() > deadline ? 'it is still running' : undefined) : 'it exited';
+    if (state) {
+      // Output may still be in flight when the process exits: give it a moment before giving up.
+      if (!service.running) await new Promise((resolve) => setTimeout(resolve, 50));
+      const last = service.output().match(pattern);
+      if (last) return last;
+      throw new Error(
+        `${service.name} never ${what} (waited for output matching ${pattern}; ${state}).\n` +
+          `Its output was:\n${indent(service.output()) || '  (nothing)'}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/**
+ * Polls until `condition` holds for what the services printed, failing at once when one of them
+ * reports a TODO or all of them have exited, and at the deadline with `failure()` and their output.
+ */
+export async function waitForOutputs(
+  services: LessonProcess[],
+  condition: () => boolean,
+  failure: () => string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (condition()) return;
+    for (const service of services) {
+      const todo = /\bTODO: ([\w.]+)/.exec(service.output());
+      if (todo) throw new Error(`TODO: ${todo[1]}`);
+    }
+    const allExited = services.every((service) => !service.running);
+    if (allExited || Date.now() > deadline) {
+      const outputs = services.map((service) => `${service.name}${service.running ? '' : ' (exited)'}:\n` +
+        `${indent(service.output()) || '  (nothing)'}`);
+      throw new Error(`${failure()}\n${outputs.join('\n')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 function indent(text: string): string {
