@@ -114,7 +114,7 @@ describe('07 kafka-basics', () => {
 
   it('all events of one order land on one partition and reach the consumer in publish order', async () => {
     const topic = await kafka.createTopic('orders', 4);
-    const events = interleavedLifecycles(12, 6);
+    const events = interleavedLifecycles(9, 6);
     const received: ReceivedOrderEvent[] = [];
     await startConsumer(topic, (r) => void received.push(r));
 
@@ -146,12 +146,17 @@ describe('07 kafka-basics', () => {
     await produce(producer, topic, events.map((e) => wellFormed(e, 'checkout-9')));
 
     const received: ReceivedOrderEvent[] = [];
-    await startConsumer(topic, (r) => void received.push(r));
+    const rejected: MalformedEventError[] = [];
+    await startConsumer(topic, (r) => void received.push(r), (error) => void rejected.push(error));
 
     await vi.waitFor(() => {
+      const why = rejected.length > 0
+        ? `${rejected.length} well-formed messages were rejected as malformed, the first with "${rejected[0]!.message}": ` +
+          `decodeOrderEvent should read type, version and correlation id from the headers (${WHERE}/codec.ts)`
+        : 'A new group should start from the beginning of the topic (subscribe with fromBeginning: true) and hand every ' +
+          `message to handle() (${WHERE}/inventory-consumer.ts)`;
       expect(received.length, `startInventoryConsumer delivered ${received.length} of the ${events.length} events already on ` +
-        'the topic. A new group should start from the beginning of the topic (subscribe with fromBeginning: true) ' +
-        `and hand every message to handle() (${WHERE}/inventory-consumer.ts)`).toBeGreaterThanOrEqual(events.length);
+        `the topic. ${why}`).toBeGreaterThanOrEqual(events.length);
     }, { timeout: 8_000, interval: 50 });
 
     expect(received.map((r) => r.event.eventId).sort(), 'each event should be delivered exactly once').toEqual(events.map((e) => e.eventId).sort());
