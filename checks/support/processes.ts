@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { afterAll, vi } from 'vitest';
+import { afterAll } from 'vitest';
 import { lessonFile } from './lesson.ts';
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -28,8 +28,9 @@ export class LessonProcess {
     this.child = child;
     child.stdout?.on('data', (chunk: Buffer) => (this.captured += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (this.captured += chunk.toString()));
+    // 'close' rather than 'exit': it comes after the last of the output has been read.
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      child.once('close', (code, signal) => {
         this.exit = { code, signal };
         resolve(this.exit);
       });
@@ -49,20 +50,26 @@ export class LessonProcess {
     return this.captured;
   }
 
-  /** Waits until the output matches, or fails with what the process printed instead. */
+  /**
+   * Waits until the output matches. Fails at once when the process has exited without printing it or
+   * still throws a TODO, and at the deadline otherwise, showing what the process printed instead.
+   */
   async waitForOutput(pattern: RegExp, what: string, timeoutMs = 10_000): Promise<RegExpMatchArray> {
-    return vi.waitFor(
-      () => {
-        const match = this.captured.match(pattern);
-        if (match) return match;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.captured.match(pattern);
+      if (match) return match;
+      const todo = /\bTODO: ([\w.]+)/.exec(this.captured);
+      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      if (this.exit || Date.now() > deadline) {
         const state = this.exit ? `it exited (${describeExit(this.exit)})` : 'it is still running';
         throw new Error(
           `${this.name} never ${what} (waited for output matching ${pattern}; ${state}).\n` +
             `Its output was:\n${indent(this.captured) || '  (nothing)'}`,
         );
-      },
-      { timeout: timeoutMs, interval: 25 },
-    );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   }
 
   /** Sends a signal (SIGKILL by default: a crash, no cleanup) and waits for the process to end. */
