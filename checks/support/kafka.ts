@@ -80,7 +80,7 @@ export interface KafkaCheckContext {
   groupId(prefix: string): string;
   /** The check's own producer (explicit default partitioner, acks from all replicas). */
   producer(): Promise<Producer>;
-  /** Disconnects or stops `resource` after the current test, even when the test fails. */
+  /** Runs `stop` after the current test (after the file, when concurrent), even when the test fails. */
   cleanup(stop: () => Promise<unknown>): void;
   /** Committed offset per partition (-1 when nothing is committed). */
   committedOffsets(groupId: string, topic: string): Promise<Map<number, number>>;
@@ -95,30 +95,41 @@ export interface KafkaCheckContext {
 
 export type ReadMessage = KafkaMessage & { partition: number };
 
+export interface UseKafkaOptions {
+  /**
+   * The file's tests run concurrently (describe.concurrent): what they open is then torn down
+   * after the whole file instead of after each test, which would stop a neighbour's consumers.
+   */
+  concurrent?: boolean;
+}
+
 /**
  * Kafka plumbing for one check file: an admin client, unique topics and groups, and teardown of
  * everything the tests open (clients, learner consumers, topics), whether the tests pass or fail.
  */
-export function useKafka(): KafkaCheckContext {
+export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
   let admin: Admin | undefined;
   const topics: string[] = [];
   const groups: string[] = [];
   const afterTest: Array<() => Promise<unknown>> = [];
+
+  async function runCleanups(): Promise<void> {
+    const stops = afterTest.splice(0).reverse();
+    const results = await Promise.allSettled(stops.map((stop) => stop()));
+    for (const result of results) {
+      if (result.status === 'rejected') console.warn('[kafka check] cleanup failed:', result.reason);
+    }
+  }
 
   beforeAll(async () => {
     admin = checkKafka('course-check-admin').admin();
     await admin.connect();
   });
 
-  afterEach(async () => {
-    const stops = afterTest.splice(0).reverse();
-    const results = await Promise.allSettled(stops.map((stop) => stop()));
-    for (const result of results) {
-      if (result.status === 'rejected') console.warn('[kafka check] cleanup failed:', result.reason);
-    }
-  });
+  if (!options.concurrent) afterEach(runCleanups);
 
   afterAll(async () => {
+    await runCleanups();
     if (!admin) return;
     try {
       if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);

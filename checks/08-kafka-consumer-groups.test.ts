@@ -1,0 +1,257 @@
+import { randomUUID } from 'node:crypto';
+import { describe, it, vi } from 'vitest';
+import type { Message } from 'kafkajs';
+import { encodeOrderEvent } from '@lesson/08-kafka-consumer-groups/codec.ts';
+import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
+import { consumerLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
+import { startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
+import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka } from './support/kafka.ts';
+import { startLessonProcess } from './support/processes.ts';
+import { serviceEnv } from './support/services.ts';
+
+const SLUG = '08-kafka-consumer-groups';
+const WHERE = `lessons/${SLUG}`;
+// The requirements run side by side (each on its own topic and group): most of their time is
+// spent waiting for the broker, not computing.
+const kafka = useKafka({ concurrent: true });
+
+function orderMessage(partition?: number): Message & { orderId: string } {
+  const orderId = `order-${randomUUID()}`;
+  const event: OrderEvent = {
+    type: 'order.placed',
+    eventId: randomUUID(),
+    orderId,
+    customerId: 'customer-8',
+    lines: [{ sku: 'SKU-KETTLE', quantity: 1 }],
+    placedAt: new Date().toISOString(),
+  };
+  return { ...encodeOrderEvent(event, 'check-08'), partition, orderId };
+}
+
+/** `perPartition` messages on each of `partitions` partitions, placed there explicitly. */
+function spreadOver(partitions: number, perPartition: number): Message[] {
+  return Array.from({ length: partitions * perPartition }, (_, i) => orderMessage(i % partitions));
+}
+
+interface Processed extends MessagePosition {
+  worker: string;
+}
+
+async function startWorker(name: string, topic: string, groupId: string, log: Processed[], handle?: (position: MessagePosition) => Promise<void>): Promise<OrderWorker> {
+  const worker = await startOrderWorker({
+    kafka: kafka.client(name),
+    topic,
+    groupId,
+    timings: { ...CHECK_GROUP_TIMINGS },
+    handle: async (_event, position) => {
+      log.push({ ...position, worker: name });
+      await handle?.(position);
+    },
+  });
+  kafka.cleanup(() => worker.stop());
+  return worker;
+}
+
+/** A promise the test resolves when it chooses: holds a handler in the middle of its work. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+function processedOffsets(output: string): number[] {
+  return [...output.matchAll(/^processed \d+:(\d+) /gm)].map((match) => Number(match[1]));
+}
+
+describe.concurrent('08 kafka-consumer-groups', () => {
+  it('partitions are spread over the group\'s members and move to the survivor when a member leaves', async ({ expect }) => {
+    const topic = await kafka.createTopic('orders', 4);
+    const groupId = kafka.groupId('fulfilment');
+    const log: Processed[] = [];
+    const workerA = await startWorker('worker-a', topic, groupId, log);
+    await startWorker('worker-b', topic, groupId, log);
+
+    let owned = new Map<string, number[]>();
+    await vi.waitFor(async () => {
+      const { state, members } = await kafka.groupMembers(groupId, topic);
+      owned = new Map(members.map((m) => [m.clientId, m.partitions]));
+      expect({ state, owned: Object.fromEntries(owned) }, 'two workers started with the same group id should split the 4 ' +
+        `partitions 2 and 2 (${WHERE}/order-worker.ts: one consumer per worker, subscribed to the topic)`).toEqual({
+        state: 'Stable',
+        owned: { 'worker-a': expect.any(Array), 'worker-b': expect.any(Array) },
+      });
+      expect([...owned.values()].map((p) => p.length)).toEqual([2, 2]);
+    }, { timeout: 10_000, interval: 100 });
+
+    const producer = await kafka.producer();
+    await produce(producer, topic, spreadOver(4, 2));
+    await vi.waitFor(() => expect(log.length, `the two workers processed ${log.length} of 8 messages`).toBe(8), { timeout: 8_000, interval: 50 });
+    for (const [worker, partitions] of owned) {
+      const touched = [...new Set(log.filter((p) => p.worker === worker).map((p) => p.partition))].sort();
+      expect(touched, `${worker} owns partitions ${partitions.join(' and ')} and should process exactly those`).toEqual(partitions);
+    }
+
+    await workerA.stop();
+    await vi.waitFor(async () => {
+      const { state, members } = await kafka.groupMembers(groupId, topic);
+      expect({ state, members: members.map((m) => [m.clientId, m.partitions]) }, 'after worker-a stopped, its partitions ' +
+        'should move to worker-b, which then owns all 4. stop() must disconnect the consumer so it leaves the group ' +
+        `at once (${WHERE}/order-worker.ts)`).toEqual({ state: 'Stable', members: [['worker-b', [0, 1, 2, 3]]] });
+    }, { timeout: 10_000, interval: 100 });
+
+    log.length = 0;
+    await produce(producer, topic, spreadOver(4, 1));
+    await vi.waitFor(() => {
+      const handled = [...new Set(log.map((p) => `${p.worker}:${p.partition}`))].sort();
+      expect(handled, 'worker-b should now process the new message on every partition, the two it took over included')
+        .toEqual(['worker-b:0', 'worker-b:1', 'worker-b:2', 'worker-b:3']);
+    }, { timeout: 8_000, interval: 50 });
+  });
+
+  it('each message\'s offset + 1 is committed after it is processed, never before', async ({ expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    await produce(producer, topic, spreadOver(1, 5));
+
+    const log: Processed[] = [];
+    const held = gate();
+    await startWorker('worker', topic, groupId, log, async ({ offset }) => {
+      if (offset === '2') await held.opened;
+    });
+    kafka.cleanup(async () => held.open());
+
+    await vi.waitFor(() => expect(log.map((p) => p.offset), 'the worker should process offsets 0, 1, 2 in order').toEqual(['0', '1', '2']),
+      { timeout: 8_000, interval: 25 });
+    await vi.waitFor(async () => {
+      const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+      expect(committed, whileProcessingTwo(committed)).toBe(2);
+    }, { timeout: 3_000, interval: 50 });
+
+    held.open();
+    await vi.waitFor(async () => {
+      const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+      expect(committed, `after processing offsets 0 to 4 the committed offset should be 5, the next offset to read; it is ${committed}. ` +
+        `Commit message.offset + 1, not message.offset (${WHERE}/order-worker.ts)`).toBe(5);
+    }, { timeout: 5_000, interval: 50 });
+  });
+
+  it('a worker killed after processing a message but before committing it: the next member processes it again and skips nothing', async ({ expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    await produce(producer, topic, spreadOver(1, 8));
+    // When worker B joins, the coordinator waits for the dead worker A to rejoin for up to the
+    // group's rebalance timeout before dropping it: keep it short here, both workers are alone.
+    const env = { ...serviceEnv('kafka'), ...groupTimingsEnv({ rebalanceTimeout: 1_000 }), ORDERS_TOPIC: topic, WORKER_GROUP: groupId };
+
+    const first = startLessonProcess(SLUG, 'worker.ts', { env: { ...env, CRASH_AFTER_PROCESSING: '4' }, name: 'worker A' });
+    const crash = await exitWithin(first.exited, 10_000, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
+    expect(crash.signal, `worker A should have crashed after processing its 4th message (the crash switch in ${WHERE}/worker.ts). ` +
+      `It exited with code ${crash.code} instead. Its output:\n${first.output()}`).toBe('SIGKILL');
+    expect(processedOffsets(first.output()), 'worker A should process offsets 0 to 3 before its crash').toEqual([0, 1, 2, 3]);
+
+    const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+    expect(committed, afterCrash(committed)).toBe(3);
+
+    const second = startLessonProcess(SLUG, 'worker.ts', { env, name: 'worker B' });
+    await second.waitForOutput(/^processed 0:7 /m, 'processed the rest of the partition (up to offset 7)', 12_000);
+    const redone = processedOffsets(second.output());
+    expect(redone[0], `worker B started at offset ${redone[0]}. Offset 3 was processed by worker A, which crashed before ` +
+      'committing it, so the next member must process it again: at-least-once means a duplicate after a crash, never ' +
+      `a loss. If 3 was skipped, the worker committed before its work was done (${WHERE}/order-worker.ts).`).toBe(3);
+    expect(redone, 'worker B should continue with every message after it, none skipped').toEqual([3, 4, 5, 6, 7]);
+  });
+
+  it('consumer lag per partition is the latest offset minus the committed one, or minus the earliest retained when nothing is committed', async ({ expect }) => {
+    const topic = await kafka.createTopic('orders', 4);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    const counts = [6, 4, 0, 3];
+    await produce(producer, topic, counts.flatMap((count, partition) => Array.from({ length: count }, () => orderMessage(partition))));
+    // Retention (here: an explicit delete) has removed offset 0 of partition 3. (kafkajs finds the
+    // partition leaders from metadata it has already loaded, so load it first.)
+    await kafka.admin.fetchTopicMetadata({ topics: [topic] });
+    await kafka.admin.deleteTopicRecords({ topic, partitions: [{ partition: 3, offset: '1' }] });
+    await commitAsGroupMember(groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }]);
+
+    const lags = await consumerLag(kafka.admin, groupId, topic);
+    const expected = [
+      { partition: 0, committed: 2, earliest: 0, latest: 6, lag: 4 },
+      { partition: 1, committed: 4, earliest: 0, latest: 4, lag: 0 },
+      { partition: 2, committed: null, earliest: 0, latest: 0, lag: 0 },
+      { partition: 3, committed: null, earliest: 1, latest: 3, lag: 2 },
+    ];
+    expect(lags, 'consumerLag should list every partition in order with its committed offset (null when the group has ' +
+      'none: fetchOffsets says -1), earliest and latest offsets (fetchTopicOffsets low and high) and the lag: latest ' +
+      'minus committed, or latest minus earliest when nothing is committed, since the group will start at the earliest ' +
+      `retained message (${WHERE}/lag.ts)`).toEqual(expected);
+  });
+
+  it('the autoscaler plans no more workers than partitions, because extra members sit idle', async ({ expect }) => {
+    const topic = await kafka.createTopic('orders', 2);
+    const groupId = kafka.groupId('fulfilment');
+    const log: Processed[] = [];
+    for (const name of ['worker-1', 'worker-2', 'worker-3']) await startWorker(name, topic, groupId, log);
+    let idle = '';
+    await vi.waitFor(async () => {
+      const { state, members } = await kafka.groupMembers(groupId, topic);
+      expect(state).toBe('Stable');
+      expect(members.length).toBe(3);
+      const idleMembers = members.filter((m) => m.partitions.length === 0);
+      expect(idleMembers.length).toBe(1);
+      idle = idleMembers[0]!.clientId;
+    }, { timeout: 10_000, interval: 100 });
+    const producer = await kafka.producer();
+    await produce(producer, topic, spreadOver(2, 5));
+    await vi.waitFor(() => expect(log.length).toBe(10), { timeout: 8_000, interval: 50 });
+    const idleWork = log.filter((p) => p.worker === idle).length;
+
+    const lag = (partitions: number, each: number) => Array.from({ length: partitions }, (_, partition) => ({ partition, committed: 0, earliest: 0, latest: each, lag: each }));
+    const planned = planWorkerCount(lag(2, 5_000), { lagPerWorker: 100 });
+    expect(planned, `with 10,000 messages of lag on a 2-partition topic, planWorkerCount planned ${planned} workers. A partition ` +
+      `has one owner in a group: just now, of 3 workers on 2 partitions, ${idle} owned none and processed ${idleWork} ` +
+      `messages. Cap the plan at the partition count; more throughput needs more partitions (${WHERE}/scaling.ts).`).toBe(2);
+    expect(planWorkerCount(lag(4, 60), { lagPerWorker: 100 }), 'a lag of 240 at 100 per worker needs 3 workers').toBe(3);
+    expect(planWorkerCount(lag(4, 0), { lagPerWorker: 100 }), 'with no lag, keep the minimum of 1 worker').toBe(1);
+  });
+});
+
+function whileProcessingTwo(committed: number): string {
+  const where = `(${WHERE}/order-worker.ts)`;
+  if (committed >= 3) {
+    return `offset 2 is still being processed, yet ${committed} is already committed: the commit ran before the work ` +
+      `finished. A crash now would skip offset 2 for good. Commit after handle() resolves ${where}.`;
+  }
+  if (committed === 1) {
+    return 'offsets 0 and 1 are processed, but the committed offset is 1. The committed offset is the next message to ' +
+      `read: commit message.offset + 1, or every restart processes the last message again ${where}.`;
+  }
+  return `offsets 0 and 1 are processed, but the committed offset is ${committed}. With autoCommit: false, commit each ` +
+    `message (offset + 1) right after handling it, and await the commit ${where}.`;
+}
+
+function afterCrash(committed: number): string {
+  const where = `(${WHERE}/order-worker.ts)`;
+  if (committed >= 4) {
+    return `worker A crashed right after processing offset 3, before its commit, yet ${committed} was committed: offset 3 ` +
+      `was committed before it was processed. A crash a moment earlier would have lost that order ${where}.`;
+  }
+  return 'worker A should have committed offsets 0 to 2, each right after processing it, so the committed offset at the ' +
+    `crash should be 3, the first message it did not finish; it is ${committed} ${where}.`;
+}
+
+/** Commits offsets for a group the way a member does: join, commit, leave. */
+async function commitAsGroupMember(groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void> {
+  const consumer = kafka.client('check-committer').consumer({ groupId, ...CHECK_GROUP_TIMINGS });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async () => undefined });
+    consumer.pause([{ topic }]);
+    await consumer.commitOffsets(offsets.map((o) => ({ topic, ...o })));
+  } finally {
+    await consumer.disconnect();
+  }
+}
