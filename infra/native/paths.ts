@@ -25,10 +25,6 @@ export function displayPath(path: string): string {
   return rel && !rel.startsWith('..') ? rel : path;
 }
 
-export function repoRoot(): string {
-  return REPO_ROOT;
-}
-
 /**
  * Creates a service directory owned by `user` (undefined: the current user) and returns its real
  * path. A service running as another account must be able to reach it; when the repository sits
