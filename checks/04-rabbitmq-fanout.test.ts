@@ -7,7 +7,7 @@ import { startSignupSubscriber } from '@lesson/04-rabbitmq-fanout/subscriber.ts'
 import { assertSignupExchange, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { CLASSIC_QUEUE, useRabbitMQ } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, closeConsumerChannel, useRabbitMQ } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '04-rabbitmq-fanout';
@@ -51,12 +51,13 @@ describe('04 rabbitmq-fanout', () => {
   /** Starts the learner's subscriber for a service, on its own connection, recording what it handles. */
   async function subscriber(exchange: string, service: string) {
     const connection = await rabbit.connect();
+    const channel = await rabbit.channel(connection);
     const handled: string[] = [];
-    const subscription = await startSignupSubscriber(await rabbit.channel(connection), { exchange, service }, async (event) => {
+    const subscription = await startSignupSubscriber(channel, { exchange, service }, async (event) => {
       handled.push(event.userId);
     });
     rabbit.queue(subscription.queue);
-    return { handled, connection, ...subscription };
+    return { handled, connection, channel, ...subscription };
   }
 
   it('signups are published to the fanout exchange as persistent JSON', async () => {
@@ -231,8 +232,8 @@ describe('04 rabbitmq-fanout', () => {
       `service moves on (${WHERE}/subscriber.ts)`).toContain(valid.userId), WAIT);
     expect(email.handled, `only the valid signup should reach the handler (${WHERE}/subscriber.ts)`).toEqual([valid.userId]);
 
-    // Closing the connection returns whatever the service held unacknowledged to the queue.
-    await email.connection.close();
+    // Closing the channel returns whatever the service still held unacknowledged to the queue.
+    await closeConsumerChannel(email.channel);
     const left = await rabbit.readyMessages(email.queue);
     expect(left, `${left} message(s) went back to "${email.queue}" when the service disconnected: the malformed ` +
       'messages were neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without ' +

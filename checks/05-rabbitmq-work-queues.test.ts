@@ -7,7 +7,7 @@ import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
 import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { CLASSIC_QUEUE, RabbitScope, useRabbitMQ } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope, useRabbitMQ } from './support/rabbitmq.ts';
 import { serviceEnv, serviceUrl } from './support/services.ts';
 
 const SLUG = '05-rabbitmq-work-queues';
@@ -85,8 +85,9 @@ describe('05 rabbitmq-work-queues', () => {
   /** Starts the learner's worker in this process, on a connection of its own. */
   async function worker(queue: string, name: string, handle: JobHandler) {
     const connection = await rabbit.connect();
-    await startWorker(await rabbit.channel(connection), queue, handle, { prefetch: 1, name });
-    return connection;
+    const channel = await rabbit.channel(connection);
+    await startWorker(channel, queue, handle, { prefetch: 1, name });
+    return { connection, channel };
   }
 
   it('jobs are published to the durable queue as persistent JSON messages', async () => {
@@ -128,7 +129,7 @@ describe('05 rabbitmq-work-queues', () => {
     expect(ids, 'some jobs were processed more than once or not at all, although every job succeeded ' +
       `(${WHERE}/worker.ts)`).toEqual(jobs.map((j) => j.jobId).sort());
 
-    await Promise.all(workers.map((connection) => connection.close()));
+    await Promise.all(workers.map((w) => closeConsumerChannel(w.channel)));
     const left = await rabbit.readyMessages(queue);
     expect(left, `every job was processed, but ${left} went back to the queue when the workers disconnected: ` +
       `they were never acknowledged. Call channel.ack(message) once the handler has finished (${WHERE}/worker.ts)`).toBe(0);
@@ -137,7 +138,7 @@ describe('05 rabbitmq-work-queues', () => {
   it('a job is acknowledged only after its work is done', async () => {
     const queue = await jobQueue();
     const started: string[] = [];
-    const connection = await worker(queue, 'worker-a', async (job) => {
+    const { connection } = await worker(queue, 'worker-a', async (job) => {
       started.push(job.jobId);
       await forever;
     });
@@ -229,7 +230,7 @@ describe('05 rabbitmq-work-queues', () => {
   it('a malformed job is rejected without stopping the worker', async () => {
     const queue = await jobQueue();
     const processed: string[] = [];
-    const connection = await worker(queue, 'worker-a', async (job) => void processed.push(job.jobId));
+    const { channel } = await worker(queue, 'worker-a', async (job) => void processed.push(job.jobId));
     const raw = await rabbit.confirmChannel();
     raw.sendToQueue(queue, Buffer.from('<thumbnail please>'), { persistent: true });
     raw.sendToQueue(queue, Buffer.from(JSON.stringify({ jobId: 7, fileName: '' })), { persistent: true });
@@ -242,7 +243,7 @@ describe('05 rabbitmq-work-queues', () => {
       .toContain(valid.jobId), WAIT);
     expect(processed, `only the valid job should reach the handler (${WHERE}/worker.ts)`).toEqual([valid.jobId]);
 
-    await connection.close();
+    await closeConsumerChannel(channel);
     const left = await rabbit.readyMessages(queue);
     expect(left, `${left} message(s) went back to the queue when the worker disconnected: the malformed jobs were ` +
       'neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without requeue ' +

@@ -163,6 +163,21 @@ export function useRabbitMQ(url: () => string = () => serviceUrl('rabbitmq')): R
   return scope;
 }
 
+/**
+ * Closes a consumer's channel the way a service shutting down would, once the handlers that have
+ * run have settled. The close travels behind the channel's acks, so only what is really still
+ * unacknowledged goes back to the queue. (Closing the connection instead can overtake acks still
+ * in the client's buffers, and requeue messages that were handled.)
+ */
+export async function closeConsumerChannel(channel: Channel): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  try {
+    await channel.close();
+  } catch {
+    // Already closed.
+  }
+}
+
 /** Arguments every queue a check declares itself carries, so it behaves alike on 3.x and 4.x. */
 export const CLASSIC_QUEUE = { 'x-queue-type': 'classic' } as const;
 

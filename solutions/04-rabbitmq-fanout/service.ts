@@ -39,6 +39,8 @@ console.log(`[${service}] ready: consuming ${queue}`);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     stopping = true;
+    // The channel first: its close travels behind the acks already sent on it.
+    await channel.close().catch(() => {});
     await connection.close().catch(() => {});
     process.exit(0);
   });
