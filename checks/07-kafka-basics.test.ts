@@ -73,16 +73,17 @@ async function startConsumer(topic: string, handle: (received: ReceivedOrderEven
 describe('07 kafka-basics', () => {
   it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async () => {
     const topic = uniqueName('orders');
-    kafka.cleanup(() => kafka.admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
+    const admin = await kafka.adminFor(topic);
+    kafka.cleanup(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
 
-    await ensureTopic(kafka.admin, topic, 4);
-    const { topics } = await kafka.admin.fetchTopicMetadata({ topics: [topic] }).catch(() => ({ topics: [] }));
+    await ensureTopic(admin, topic, 4);
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => ({ topics: [] }));
     const partitions = topics[0]?.partitions.length ?? 0;
     expect(partitions, `ensureTopic(admin, "${topic}", 4) should create the topic with 4 partitions; it has ` +
       `${partitions || 'none (the topic does not exist)'}. Create it with admin.createTopics and an explicit ` +
       `numPartitions: a topic the broker auto-creates gets its default count (${WHERE}/topics.ts).`).toBe(4);
 
-    await expect(ensureTopic(kafka.admin, topic, 4), 'calling ensureTopic again for an existing topic should succeed: ' +
+    await expect(ensureTopic(admin, topic, 4), 'calling ensureTopic again for an existing topic should succeed: ' +
       `services call it on every start (${WHERE}/topics.ts)`).resolves.toBeUndefined();
   });
 

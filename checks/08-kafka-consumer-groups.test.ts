@@ -170,13 +170,14 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     const producer = await kafka.producer();
     const counts = [6, 4, 0, 3];
     await produce(producer, topic, counts.flatMap((count, partition) => Array.from({ length: count }, () => orderMessage(partition))));
+    const admin = await kafka.adminFor(topic);
     // Retention (here: an explicit delete) has removed offset 0 of partition 3. (kafkajs finds the
     // partition leaders from metadata it has already loaded, so load it first.)
-    await kafka.admin.fetchTopicMetadata({ topics: [topic] });
-    await kafka.admin.deleteTopicRecords({ topic, partitions: [{ partition: 3, offset: '1' }] });
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 3, offset: '1' }] });
     await commitAsGroupMember(groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }]);
 
-    const lags = await consumerLag(kafka.admin, groupId, topic);
+    const lags = await consumerLag(admin, groupId, topic);
     const expected = [
       { partition: 0, committed: 2, earliest: 0, latest: 6, lag: 4 },
       { partition: 1, committed: 4, earliest: 0, latest: 4, lag: 0 },

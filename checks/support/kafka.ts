@@ -70,8 +70,14 @@ export interface GroupMember {
 }
 
 export interface KafkaCheckContext {
-  /** The check's own admin client, connected before the first test. */
+  /** The check's own admin client, connected before the first test: for anything not tied to one topic. */
   readonly admin: Admin;
+  /**
+   * An admin client for one topic's work, connected on first use. kafkajs keeps one metadata view
+   * per client and a refresh for one topic can drop another from it, so concurrent tests must not
+   * share a client for topic lookups (offsets, partitions, deleting records).
+   */
+  adminFor(topic: string): Promise<Admin>;
   /** A client with its own id (member descriptions show it, so the check can tell members apart). */
   client(clientId?: string): Kafka;
   /** Creates a topic unique to this run with an explicit partition count; deleted after the file. */
@@ -109,6 +115,7 @@ export interface UseKafkaOptions {
  */
 export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
   let admin: Admin | undefined;
+  const topicAdmins = new Map<string, Promise<Admin>>();
   const topics: string[] = [];
   const groups: string[] = [];
   const afterTest: Array<() => Promise<unknown>> = [];
@@ -130,6 +137,8 @@ export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
 
   afterAll(async () => {
     await runCleanups();
+    const perTopic = await Promise.allSettled(topicAdmins.values());
+    await Promise.allSettled(perTopic.map((result) => (result.status === 'fulfilled' ? result.value.disconnect() : undefined)));
     if (!admin) return;
     try {
       if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);
@@ -149,12 +158,22 @@ export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
       return requireAdmin();
     },
 
+    adminFor(topic) {
+      let connected = topicAdmins.get(topic);
+      if (!connected) {
+        const topicAdmin = checkKafka('course-check-admin').admin();
+        connected = topicAdmin.connect().then(() => topicAdmin);
+        topicAdmins.set(topic, connected);
+      }
+      return connected;
+    },
+
     client: (clientId) => checkKafka(clientId),
 
     async createTopic(prefix, partitions) {
       const topic = uniqueName(prefix);
       topics.push(topic);
-      await requireAdmin().createTopics({
+      await (await context.adminFor(topic)).createTopics({
         topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
         waitForLeaders: true,
       });
@@ -182,12 +201,12 @@ export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
     },
 
     async committedOffsets(groupId, topic) {
-      const [entry] = await requireAdmin().fetchOffsets({ groupId, topics: [topic] });
+      const [entry] = await (await context.adminFor(topic)).fetchOffsets({ groupId, topics: [topic] });
       return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
     },
 
     async latestOffsets(topic) {
-      const offsets = await requireAdmin().fetchTopicOffsets(topic);
+      const offsets = await (await context.adminFor(topic)).fetchTopicOffsets(topic);
       return new Map(offsets.map((p) => [p.partition, Number(p.high)]));
     },
 
