@@ -60,7 +60,7 @@ async function typecheck(lessons: Lesson[], everything: boolean): Promise<void> 
 async function unitTests(): Promise<void> {
   section('Runner unit tests');
   const run = await runQuietly([VITEST, 'run', '--project=unit', '--reporter=dot']);
-  const summary = /Tests\s+(.+)/.exec(run.output)?.[1]?.trim() ?? '';
+  const summary = /^\s*Tests\s+(\d.+)$/m.exec(run.output)?.[1]?.trim() ?? '';
   report({ group: 'unit', name: `runner unit tests and course structure ${summary ? `(${summary})` : ''}`.trim(), ok: run.ok, detail: run.output.trim() });
 }
 
@@ -89,12 +89,23 @@ async function smokeChecks(): Promise<void> {
   }
 }
 
+async function timed<T>(title: string, work: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  const result = await work();
+  console.log(dim(`  ${title} took ${((Date.now() - started) / 1000).toFixed(0)} s`));
+  return result;
+}
+
 async function lessonProofs(lessons: Lesson[]): Promise<void> {
-  section(`Lessons (${lessons.map((l) => l.number).join(', ')})`);
-  const { proofs: solutionProofs, names } = await proveSolutions(lessons);
+  const numbers = lessons.map((l) => l.number).join(', ');
+  section(`Reference solutions pass (${numbers})`);
+  const { proofs: solutionProofs, names } = await timed('grading the solutions', () => proveSolutions(lessons));
   solutionProofs.forEach(report);
-  (await proveStarters(lessons)).forEach(report);
-  (await proveFixtures(lessons, names)).forEach(report);
+  section(`Starters fail (${numbers})`);
+  (await timed('grading the starters', () => proveStarters(lessons))).forEach(report);
+  section(`Known-wrong fixtures fail (${numbers})`);
+  const fixtureProofs = await timed('grading the fixtures', () => proveFixtures(lessons, names));
+  fixtureProofs.sort((a, b) => a.group.localeCompare(b.group)).forEach(report);
 }
 
 async function main(): Promise<number> {
