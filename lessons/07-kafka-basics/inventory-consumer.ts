@@ -32,8 +32,9 @@ export interface InventoryConsumer {
 
 export async function startInventoryConsumer(options: InventoryConsumerOptions): Promise<InventoryConsumer> {
   // TODO:
-  //  1. create a consumer: options.kafka.consumer({ groupId, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) })
-  //     and connect it;
+  //  1. create a consumer: options.kafka.consumer({ groupId, allowAutoTopicCreation: false,
+  //     ...(options.timings ?? DEFAULT_GROUP_TIMINGS) }) and connect it (subscribing should never
+  //     create a topic with the broker's default partition count);
   //  2. subscribe to the topic so that a brand-new group starts from the oldest retained event;
   //  3. run it with eachMessage: decode the message (decodeOrderEvent) and await options.handle
   //     with the decoded event plus its partition and offset. A MalformedEventError goes to

@@ -38,8 +38,8 @@ export function nextOffset(offset: string): string {
  */
 export async function startOrderWorker(options: OrderWorkerOptions): Promise<OrderWorker> {
   // TODO:
-  //  1. create a consumer in options.groupId with the timings (or DEFAULT_GROUP_TIMINGS), connect,
-  //     and subscribe to the topic from the beginning;
+  //  1. create a consumer in options.groupId with the timings (or DEFAULT_GROUP_TIMINGS) and
+  //     allowAutoTopicCreation: false, connect, and subscribe to the topic from the beginning;
   //  2. run it with auto-commit OFF, and in eachMessage:
   //     - decode the message (decodeOrderEvent); a MalformedEventError goes to options.onMalformed
   //       (or a console.warn) and is not handled;

@@ -39,7 +39,8 @@ export interface PartitionOffset {
  */
 export async function startStockProjection(options: ProjectionOptions): Promise<RunningProjection> {
   // TODO: like lesson 08's worker. A consumer in options.groupId (timings or
-  // DEFAULT_GROUP_TIMINGS), subscribed to the topic from the beginning, auto-commit off. For each
+  // DEFAULT_GROUP_TIMINGS, allowAutoTopicCreation: false), subscribed to the topic from the
+  // beginning, auto-commit off. For each
   // message: decodeMovement, then (options.change ?? stockChange)(movement) gives { sku, delta }
   // for options.readModel.adjust; a MalformedEventError goes to options.onMalformed (or a
   // console.warn). Then commit offset + 1. Return { stop } that disconnects.

@@ -35,7 +35,8 @@ export async function startInventoryConsumer(options: InventoryConsumerOptions):
   const onMalformed = options.onMalformed ??
     ((error, { partition, offset }) => console.warn(`[inventory] skipped ${topic}/${partition}@${offset}: ${error.message}`));
 
-  const consumer = kafka.consumer({ groupId, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
+  // Topics are created on purpose, with a chosen partition count, never as a side effect of subscribing.
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
   await consumer.connect();
   try {
     // A brand-new group starts at the oldest retained event instead of only the ones still to come.

@@ -40,7 +40,8 @@ export async function startOrderWorker(options: OrderWorkerOptions): Promise<Ord
   const onMalformed = options.onMalformed ??
     ((error, { partition, offset }) => console.warn(`[worker] skipped ${topic}/${partition}@${offset}: ${error.message}`));
 
-  const consumer = kafka.consumer({ groupId, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
+  // Topics are created on purpose, with a chosen partition count, never as a side effect of subscribing.
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

@@ -75,7 +75,8 @@ async function runProjection(options: ProjectionOptions, replayFrom?: Map<number
   const onMalformed = options.onMalformed ??
     ((error, { partition, offset }) => console.warn(`[stock] skipped ${topic}/${partition}@${offset}: ${error.message}`));
 
-  const consumer = kafka.consumer({ groupId, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
+  // Topics are created on purpose, with a chosen partition count, never as a side effect of subscribing.
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
   // How far this run got on each partition, so a rejoin after a rebalance resumes the replay
   // there instead of starting it over or jumping back to the offsets committed before it.
   const reached = new Map<number, string>();
