@@ -4,9 +4,9 @@ import type { Message } from 'kafkajs';
 import { encodeOrderEvent } from '@lesson/08-kafka-consumer-groups/codec.ts';
 import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
 import { consumerLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
-import { startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
+import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka, withHandlerErrors } from './support/kafka.ts';
 import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
 
@@ -60,6 +60,11 @@ function gate() {
   return { opened, open };
 }
 
+/** How many different messages were processed (a message handled twice counts once). */
+function distinct(log: Processed[]): number {
+  return new Set(log.map((p) => `${p.partition}:${p.offset}`)).size;
+}
+
 function processedOffsets(output: string): number[] {
   return [...output.matchAll(/^processed \d+:(\d+) /gm)].map((match) => Number(match[1]));
 }
@@ -86,7 +91,8 @@ describe.concurrent('08 kafka-consumer-groups', () => {
 
     const producer = await kafka.producer();
     await produce(producer, topic, spreadOver(4, 2));
-    await vi.waitFor(() => expect(log.length, `the two workers processed ${log.length} of 8 messages`).toBe(8), { timeout: 8_000, interval: 50 });
+    await vi.waitFor(() => expect(distinct(log), withHandlerErrors(`the two workers processed ${distinct(log)} of 8 messages`)).toBe(8),
+      { timeout: 8_000, interval: 50 });
     for (const [worker, partitions] of owned) {
       const touched = [...new Set(log.filter((p) => p.worker === worker).map((p) => p.partition))].sort();
       expect(touched, `${worker} owns partitions ${partitions.join(' and ')} and should process exactly those`).toEqual(partitions);
@@ -104,12 +110,16 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     await produce(producer, topic, spreadOver(4, 1));
     await vi.waitFor(() => {
       const handled = [...new Set(log.map((p) => `${p.worker}:${p.partition}`))].sort();
-      expect(handled, 'worker-b should now process the new message on every partition, the two it took over included')
+      expect(handled, withHandlerErrors('worker-b should now process the new message on every partition, the two it took over included'))
         .toEqual(['worker-b:0', 'worker-b:1', 'worker-b:2', 'worker-b:3']);
     }, { timeout: 8_000, interval: 50 });
   });
 
   it('each message\'s offset + 1 is committed after it is processed, never before', async ({ expect }) => {
+    expect(nextOffset('41'), `the offset to commit after processing offset 41 is "42" (${WHERE}/order-worker.ts nextOffset)`).toBe('42');
+    expect(nextOffset('9007199254740993'), 'offsets are 64-bit: beyond 2^53 a JavaScript number cannot hold them exactly, ' +
+      `so add one with BigInt (${WHERE}/order-worker.ts nextOffset)`).toBe('9007199254740994');
+
     const topic = await kafka.createTopic('orders', 1);
     const groupId = kafka.groupId('fulfilment');
     const producer = await kafka.producer();
@@ -122,11 +132,11 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     });
     kafka.cleanup(async () => held.open());
 
-    await vi.waitFor(() => expect(log.map((p) => p.offset), 'the worker should process offsets 0, 1, 2 in order').toEqual(['0', '1', '2']),
+    await vi.waitFor(() => expect(log.map((p) => p.offset), withHandlerErrors('the worker should process offsets 0, 1, 2 in order')).toEqual(['0', '1', '2']),
       { timeout: 8_000, interval: 25 });
     await vi.waitFor(async () => {
       const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
-      expect(committed, whileProcessingTwo(committed)).toBe(2);
+      expect(committed, withHandlerErrors(whileProcessingTwo(committed))).toBe(2);
     }, { timeout: 3_000, interval: 50 });
 
     held.open();
@@ -150,7 +160,8 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     const crash = await exitWithin(first.exited, 10_000, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
     expect(crash.signal, `worker A should have crashed after processing its 4th message (the crash switch in ${WHERE}/worker.ts). ` +
       `It exited with code ${crash.code} instead. Its output:\n${first.output()}`).toBe('SIGKILL');
-    expect(processedOffsets(first.output()), 'worker A should process offsets 0 to 3 before its crash').toEqual([0, 1, 2, 3]);
+    expect(processedOffsets(first.output()), `worker A should process offsets 0 to 3 before its crash. Its output:\n${first.output()}`)
+      .toEqual([0, 1, 2, 3]);
 
     const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
     expect(committed, afterCrash(committed)).toBe(3);
@@ -198,15 +209,17 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     let idle = '';
     await vi.waitFor(async () => {
       const { state, members } = await kafka.groupMembers(groupId, topic);
-      expect(state).toBe('Stable');
-      expect(members.length).toBe(3);
+      const owned = members.map((m) => `${m.clientId}: [${m.partitions.join(', ')}]`).join('; ') || 'none';
+      expect({ state, members: members.length }, withHandlerErrors('three workers started with one group id should all be ' +
+        `members of a stable group (members: ${owned}) (${WHERE}/order-worker.ts)`)).toEqual({ state: 'Stable', members: 3 });
       const idleMembers = members.filter((m) => m.partitions.length === 0);
-      expect(idleMembers.length).toBe(1);
+      expect(idleMembers.length, `with 2 partitions and 3 members exactly one member owns nothing (members: ${owned})`).toBe(1);
       idle = idleMembers[0]!.clientId;
     }, { timeout: 10_000, interval: 100 });
     const producer = await kafka.producer();
     await produce(producer, topic, spreadOver(2, 5));
-    await vi.waitFor(() => expect(log.length).toBe(10), { timeout: 8_000, interval: 50 });
+    await vi.waitFor(() => expect(distinct(log), withHandlerErrors(`the workers processed ${distinct(log)} of 10 messages`)).toBe(10),
+      { timeout: 8_000, interval: 50 });
     const idleWork = log.filter((p) => p.worker === idle).length;
 
     const lag = (partitions: number, each: number) => Array.from({ length: partitions }, (_, partition) => ({ partition, committed: 0, earliest: 0, latest: each, lag: each }));

@@ -8,6 +8,7 @@ import {
   type Consumer,
   type GroupDescription,
   type KafkaMessage,
+  type LogEntry,
   type Message,
   type Producer,
 } from 'kafkajs';
@@ -52,12 +53,39 @@ export function kafkaBrokers(): string[] {
     .filter(Boolean);
 }
 
+const handlerErrors: string[] = [];
+
+/**
+ * Records what a learner's eachMessage/eachBatch threw: kafkajs catches it, logs it and retries,
+ * so the check would otherwise only see that nothing was processed.
+ */
+function recordHandlerErrors(clientId: string) {
+  return () => ({ log }: LogEntry) => {
+    if (typeof log.message !== 'string' || !log.message.startsWith('Error when calling each')) return;
+    const error = (log as { error?: unknown }).error;
+    const text = error instanceof Error ? error.message : String(error);
+    const entry = `${clientId}: ${text}`;
+    if (!handlerErrors.includes(entry)) handlerErrors.push(entry);
+  };
+}
+
+/**
+ * `message`, followed by the errors learner handlers threw in this file so far, if any: the reason
+ * a consumer processed nothing is usually there (a TODO, a typo, a wrong assumption).
+ */
+export function withHandlerErrors(message: string): string {
+  if (handlerErrors.length === 0) return message;
+  return `${message}\nMeanwhile your message handler threw (kafkajs caught it and retried):\n` +
+    handlerErrors.slice(-3).map((entry) => `  ${entry}`).join('\n');
+}
+
 /** A client for the check itself or to hand to learner code; quiet, with a short retry budget. */
 export function checkKafka(clientId = 'course-check'): Kafka {
   return new Kafka({
     clientId,
     brokers: kafkaBrokers(),
-    logLevel: logLevel.NOTHING,
+    logLevel: logLevel.ERROR,
+    logCreator: recordHandlerErrors(clientId),
     connectionTimeout: 3_000,
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
