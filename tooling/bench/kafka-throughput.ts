@@ -89,7 +89,10 @@ function ordersOfSize(count: number, size: number): OrderPlaced[] {
     };
     const { type: _type, ...body } = event;
     const missing = size - Buffer.byteLength(JSON.stringify(body));
-    if (missing > 0) event.customerId += 'x'.repeat(missing);
+    if (missing < 0) {
+      throw new RangeError(`messageSize ${size} is smaller than an order.placed event (${size - missing} bytes): use at least that`);
+    }
+    event.customerId += 'x'.repeat(missing);
     return event;
   });
 }
