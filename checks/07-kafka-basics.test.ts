@@ -205,6 +205,7 @@ describe('07 kafka-basics', () => {
     const env = { ...serviceEnv('kafka'), ...groupTimingsEnv(), ORDERS_TOPIC: topic, INVENTORY_GROUP: groupId, ORDER_COUNT: '2' };
     const inventory = startLessonProcess(SLUG, 'inventory-service.ts', { env, name: 'the inventory service' });
     const orders = startLessonProcess(SLUG, 'order-service.ts', { env, name: 'the order service' });
+    kafka.cleanup(() => Promise.all([inventory.stop(), orders.stop()]));
 
     const exit = await exitWithin(orders.exited, 10_000, () => 'the order service published its events but never exited. ' +
       'A producer that is still connected keeps Node running: disconnect it when the work is done ' +

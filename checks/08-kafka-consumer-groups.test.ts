@@ -157,6 +157,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     const env = { ...serviceEnv('kafka'), ...groupTimingsEnv({ rebalanceTimeout: 1_000 }), ORDERS_TOPIC: topic, WORKER_GROUP: groupId };
 
     const first = startLessonProcess(SLUG, 'worker.ts', { env: { ...env, CRASH_AFTER_PROCESSING: '4' }, name: 'worker A' });
+    kafka.cleanup(() => first.stop());
     const crash = await exitWithin(first.exited, 10_000, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
     expect(crash.signal, `worker A should have crashed after processing its 4th message (the crash switch in ${WHERE}/worker.ts). ` +
       `It exited with code ${crash.code} instead. Its output:\n${first.output()}`).toBe('SIGKILL');
@@ -167,6 +168,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     expect(committed, afterCrash(committed)).toBe(3);
 
     const second = startLessonProcess(SLUG, 'worker.ts', { env, name: 'worker B' });
+    kafka.cleanup(() => second.stop());
     await second.waitForOutput(/^processed 0:7 /m, 'processed the rest of the partition (up to offset 7)', 12_000);
     const redone = processedOffsets(second.output());
     expect(redone[0], `worker B started at offset ${redone[0]}. Offset 3 was processed by worker A, which crashed before ` +
