@@ -6,7 +6,7 @@ import { subscribeToSignups, subscribeToUserEvents, type Subscription } from '@l
 import { UserService } from '@lesson/02-redis-pubsub/user-service.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { RedisTestKit, waitForLine } from './support/redis.ts';
+import { RedisTestKit } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '02-redis-pubsub';
@@ -44,7 +44,7 @@ function startService(config: Config, service: 'email' | 'auth' | 'audit', label
 }
 
 async function ready(service: LessonProcess): Promise<void> {
-  await waitForLine(service, READY, `subscribed and printed its ready line (check subscriber.ts in ${WHERE})`);
+  await service.waitForOutput(READY, `subscribed and printed its ready line (check subscriber.ts in ${WHERE})`);
 }
 
 /** The check's own subscriber: records the raw text of every message on a channel. */
@@ -107,9 +107,9 @@ describe('02 redis-pubsub', () => {
       `channelFor('user.signed-up') (${WHERE}/user-service.ts, publisher.ts) and each subscription should ` +
       `call its handler (${WHERE}/subscriber.ts)`;
     await Promise.all([
-      waitForLine(email, new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 5_000),
-      waitForLine(auth, new RegExp(`key issued for user ${user.id}`), received, 5_000),
-      waitForLine(audit, new RegExp(`recorded user.signed-up for user ${user.id}`), received, 5_000),
+      email.waitForOutput(new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 5_000),
+      auth.waitForOutput(new RegExp(`key issued for user ${user.id}`), received, 5_000),
+      audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${user.id}`), received, 5_000),
     ]);
 
     const check = redis.connect();
@@ -271,7 +271,7 @@ describe('02 redis-pubsub', () => {
     await ready(email);
     await untilSubscribed(config.signupChannel);
     const before = await users.signup({ email: 'before@example.com', name: 'Before' });
-    await waitForLine(email, new RegExp(before.id), `received the signup of ${before.id}`, 5_000);
+    await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 5_000);
 
     await email.kill('SIGKILL');
     const during = await users.signup({ email: 'during@example.com', name: 'During' });
@@ -280,7 +280,7 @@ describe('02 redis-pubsub', () => {
     await ready(email);
     await untilSubscribed(config.signupChannel);
     const after = await users.signup({ email: 'after@example.com', name: 'After' });
-    await waitForLine(email, new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 5_000);
+    await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 5_000);
 
     // Redis delivers in publish order: had the missed signup been kept somewhere, it would have come first.
     expect(email.output(), `the restarted email service received ${during.id}, published while it was down. Redis ` +

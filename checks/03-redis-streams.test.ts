@@ -3,7 +3,7 @@ import type { UserSignedUp } from '@lesson/03-redis-streams/events.ts';
 import { appendSignup } from '@lesson/03-redis-streams/producer.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { pendingEntries, readStream, RedisTestKit, waitForLine, waitForOutputs } from './support/redis.ts';
+import { pendingEntries, readStream, RedisTestKit, waitForOutputs } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '03-redis-streams';
@@ -96,7 +96,7 @@ class Scenario {
 }
 
 async function ready(worker: LessonProcess): Promise<void> {
-  await waitForLine(worker, /ready: reading /, `joined its consumer group and printed its ready line (check start() in ${WHERE}/consumer.ts)`);
+  await worker.waitForOutput(/ready: reading /, `joined its consumer group and printed its ready line (check start() in ${WHERE}/consumer.ts)`);
 }
 
 const processing = (name: string, id: string) => new RegExp(`\\[${name}\\] processing ${id} `);
@@ -178,7 +178,7 @@ describe.concurrent('03 redis-streams', () => {
     const a = n.startWorker({ name: 'email-a', delayMs: 60_000 });
     await ready(a);
     const id = await n.append(signup('slow@example.com'));
-    await waitForLine(a, processing('email-a', id), `started on entry ${id}`);
+    await a.waitForOutput(processing('email-a', id), `started on entry ${id}`);
 
     await a.kill('SIGKILL');
 
@@ -194,13 +194,13 @@ describe.concurrent('03 redis-streams', () => {
     const before = n.startWorker({ name: 'email-1', delayMs: 60_000 });
     await ready(before);
     const interrupted = await n.append(signup('interrupted@example.com'));
-    await waitForLine(before, processing('email-1', interrupted), `started on entry ${interrupted}`);
+    await before.waitForOutput(processing('email-1', interrupted), `started on entry ${interrupted}`);
     await before.kill('SIGKILL');
     const newer = await n.append(signup('newer@example.com'));
 
     const after = n.startWorker({ name: 'email-1' }, 'the restarted consumer email-1');
     await ready(after);
-    await waitForLine(after, done('email-1', newer), `handled ${newer}, appended while it was down`);
+    await after.waitForOutput(done('email-1', newer), `handled ${newer}, appended while it was down`);
 
     const output = after.output();
     const own = output.search(processing('email-1', interrupted));
@@ -217,15 +217,15 @@ describe.concurrent('03 redis-streams', () => {
     const crashed = n.startWorker({ name: 'email-a', delayMs: 60_000 });
     await ready(crashed);
     const id = await n.append(signup('orphan@example.com'));
-    await waitForLine(crashed, processing('email-a', id), `started on entry ${id}`);
+    await crashed.waitForOutput(processing('email-a', id), `started on entry ${id}`);
     await crashed.kill('SIGKILL');
 
     const live = n.startWorker({ name: 'email-b', claimMinIdleMs: 600 });
     await ready(live);
-    await waitForLine(live, processing('email-b', id), `took over entry ${id}, left pending by the crashed email-a. ` +
+    await live.waitForOutput(processing('email-b', id), `took over entry ${id}, left pending by the crashed email-a. ` +
       'Every claimIntervalMs, a consumer should XAUTOCLAIM the entries that have been pending longer than ' +
       `claimMinIdleMs, whoever holds them, and handle them (${WHERE}/consumer.ts claimAbandoned)`, 8_000);
-    await waitForLine(live, done('email-b', id), `finished entry ${id}`);
+    await live.waitForOutput(done('email-b', id), `finished entry ${id}`);
     await n.untilNothingPending(`email-b handled the claimed entry but did not acknowledge it (${WHERE}/consumer.ts)`);
   });
 
@@ -258,7 +258,7 @@ describe.concurrent('03 redis-streams', () => {
     const poisonId = await n.append(poison);
     const healthyId = await n.append(signup('healthy@example.com'));
 
-    await waitForLine(worker, done('email-a', healthyId), `handled ${healthyId} while ${poisonId} kept failing ` +
+    await worker.waitForOutput(done('email-a', healthyId), `handled ${healthyId} while ${poisonId} kept failing ` +
       `(a failing entry must not block the others)`);
     const check = n.redis.connect();
     await vi.waitFor(async () => {
@@ -293,7 +293,7 @@ describe.concurrent('03 redis-streams', () => {
     const noData = (await check.xadd(n.stream, '*', 'type', 'user.signed-up'))!;
     const healthyId = await n.append(signup('after-the-bad-ones@example.com'));
 
-    await waitForLine(worker, done('email-a', healthyId), `handled ${healthyId}, appended after two malformed entries`);
+    await worker.waitForOutput(done('email-a', healthyId), `handled ${healthyId}, appended after two malformed entries`);
     await vi.waitFor(async () => {
       const dead = await readStream(check, n.deadLetters);
       expect(dead.map((entry) => entry.fields.originalId), 'malformed entries cannot be fixed by a retry: parse with ' +

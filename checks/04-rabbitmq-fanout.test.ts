@@ -16,14 +16,6 @@ const SERVICES = ['email', 'auth-keys', 'audit'] as const;
 const WAIT = { timeout: 5_000, interval: 20 };
 
 /** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
-async function waitForLine(child: LessonProcess, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-  const printed = child.waitForOutput(pattern, what, timeoutMs);
-  const exited = child.exited.then(() => child.waitForOutput(pattern, what, 50));
-  printed.catch(() => {});
-  exited.catch(() => {});
-  return Promise.race([printed, exited]);
-}
-
 describe('04 rabbitmq-fanout', () => {
   const rabbit = useRabbitMQ();
 
@@ -162,7 +154,7 @@ describe('04 rabbitmq-fanout', () => {
     const exchange = signupExchange();
     const env = { ...serviceEnv('rabbitmq'), SIGNUP_EXCHANGE: exchange, SERVICE_NAME: 'email' };
     const first = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service (service.ts)' });
-    const ready = await waitForLine(first, /ready: consuming (\S+)/, 'reported it was ready');
+    const ready = await first.waitForOutput(/ready: consuming (\S+)/, 'reported it was ready');
     const queue = rabbit.queue(ready[1]!);
     await first.stop();
 
@@ -177,7 +169,7 @@ describe('04 rabbitmq-fanout', () => {
       `${waiting} messages. Is the queue bound to the exchange (${WHERE}/topology.ts)?`).toBe(1);
 
     const second = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service, restarted' });
-    await waitForLine(second, new RegExp(`handled user\\.signed-up ${missed.userId}`),
+    await second.waitForOutput(new RegExp(`handled user\\.signed-up ${missed.userId}`),
       `handled the signup ${missed.userId} that was published while it was down`);
     await second.stop();
   });

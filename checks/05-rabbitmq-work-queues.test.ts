@@ -32,14 +32,6 @@ function uploadJobs(count: number): UploadJob[] {
 const forever = new Promise<void>(() => {});
 
 /** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
-async function waitForLine(child: LessonProcess, pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
-  const printed = child.waitForOutput(pattern, what, timeoutMs);
-  const exited = child.exited.then(() => child.waitForOutput(pattern, what, 50));
-  printed.catch(() => {});
-  exited.catch(() => {});
-  return Promise.race([printed, exited]);
-}
-
 /** The check's own way to put jobs in a queue, so worker requirements do not depend on producer.ts. */
 async function sendJobs(rabbit: RabbitScope, queue: string, jobs: readonly UploadJob[]): Promise<void> {
   const channel = await rabbit.confirmChannel();
@@ -163,16 +155,16 @@ describe('05 rabbitmq-work-queues', () => {
     const env = (name: string, workMs: number) => ({ ...serviceEnv('rabbitmq'), JOB_QUEUE: queue, WORKER_NAME: name, WORK_MS: String(workMs) });
     // worker-a takes a minute per job: it will still be busy when it is killed.
     const slow = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-a', 60_000), name: 'worker-a (worker-main.ts)' });
-    await waitForLine(slow, /ready: consuming/, 'reported it was ready');
+    await slow.waitForOutput(/ready: consuming/, 'reported it was ready');
     const [job] = uploadJobs(1);
     await sendJobs(rabbit, queue, [job!]);
-    await waitForLine(slow, new RegExp(`started ${job!.jobId}`), `started job ${job!.jobId}`);
+    await slow.waitForOutput(new RegExp(`started ${job!.jobId}`), `started job ${job!.jobId}`);
 
     const fast = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-b', 10), name: 'worker-b (worker-main.ts)' });
-    await waitForLine(fast, /ready: consuming/, 'reported it was ready');
+    await fast.waitForOutput(/ready: consuming/, 'reported it was ready');
     await slow.kill('SIGKILL');
 
-    const completed = await waitForLine(fast, new RegExp(`completed ${job!.jobId} redelivered=(\\w+)`),
+    const completed = await fast.waitForOutput(new RegExp(`completed ${job!.jobId} redelivered=(\\w+)`),
       `completed job ${job!.jobId}, which worker-a was working on when it was killed. The broker gives an ` +
       'unacknowledged job to another worker when its worker dies; an acknowledged one is gone. Consume with ' +
       `{ noAck: false } and ack only after the work is done (${WHERE}/worker.ts)`, 10_000);

@@ -54,7 +54,7 @@ export class LessonProcess {
    * Waits until the output matches. Fails at once when the process has exited without printing it or
    * still throws a TODO, and at the deadline otherwise, showing what the process printed instead.
    */
-  async waitForOutput(pattern: RegExp, what: string, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+  async waitForOutput(pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const match = this.captured.match(pattern);

@@ -79,39 +79,6 @@ function pairs(flat: string[]): Record<string, string> {
 }
 
 /**
- * Waits for a line of a service's output, like LessonProcess.waitForOutput, but gives up as soon as
- * the process exits or reports a starter function that still throws its TODO (even one the service
- * catches and retries), so unfinished code fails in a moment instead of at the deadline.
- */
-export async function waitForLine(
-  service: LessonProcess,
-  pattern: RegExp,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const output = service.output();
-    const match = output.match(pattern);
-    if (match) return match;
-    const todo = /\bTODO: ([\w.]+)/.exec(output);
-    if (todo) throw new Error(`TODO: ${todo[1]}`);
-    const state = service.running ? (Date.now() > deadline ? 'it is still running' : undefined) : 'it exited';
-    if (state) {
-      // Output may still be in flight when the process exits: give it a moment before giving up.
-      if (!service.running) await new Promise((resolve) => setTimeout(resolve, 50));
-      const last = service.output().match(pattern);
-      if (last) return last;
-      throw new Error(
-        `${service.name} never ${what} (waited for output matching ${pattern}; ${state}).\n` +
-          `Its output was:\n${indent(service.output()) || '  (nothing)'}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/**
  * Polls until `condition` holds for what the services printed, failing at once when one of them
  * reports a TODO or all of them have exited, and at the deadline with `failure()` and their output.
  */
