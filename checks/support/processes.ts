@@ -65,7 +65,7 @@ export class LessonProcess {
         const state = this.exit ? `it exited (${describeExit(this.exit)})` : 'it is still running';
         throw new Error(
           `${this.name} never ${what} (waited for output matching ${pattern}; ${state}).\n` +
-            `Its output was:\n${indent(this.captured) || '  (nothing)'}`,
+            `Its output was:\n${outputTail(this.captured) || '  (nothing)'}`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, 25));
@@ -126,7 +126,8 @@ function describeExit(exit: ProcessExit): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
 }
 
-function indent(text: string): string {
+/** The last 30 lines of a process's output, indented, for a failure message. */
+export function outputTail(text: string): string {
   return text
     .trimEnd()
     .split('\n')

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { LessonProcess } from './processes.ts';
+import { outputTail, type LessonProcess } from './processes.ts';
 import { serviceUrl } from './services.ts';
 
 /**
@@ -98,18 +98,9 @@ export async function waitForOutputs(
     const allExited = services.every((service) => !service.running);
     if (allExited || Date.now() > deadline) {
       const outputs = services.map((service) => `${service.name}${service.running ? '' : ' (exited)'}:\n` +
-        `${indent(service.output()) || '  (nothing)'}`);
+        `${outputTail(service.output()) || '  (nothing)'}`);
       throw new Error(`${failure()}\n${outputs.join('\n')}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-}
-
-function indent(text: string): string {
-  return text
-    .trimEnd()
-    .split('\n')
-    .slice(-30)
-    .map((line) => `  ${line}`)
-    .join('\n');
 }
