@@ -31,9 +31,9 @@ interface Timing {
   ok: boolean;
 }
 
-function timeCommand(args: string[], env: NodeJS.ProcessEnv = {}): Timing {
+function timeCommand(args: string[], env: NodeJS.ProcessEnv = {}, command = process.execPath): Timing {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...env, NO_COLOR: '1' }, stdio: 'ignore' });
+  const result = spawnSync(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...env, NO_COLOR: '1' }, stdio: 'ignore' });
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, ok: result.status === 0 };
 }
 
@@ -111,12 +111,25 @@ function benchSmoke(service: ServiceName, endpoints: ServiceEndpoints, runs: num
   return { label: `smoke ${service}`, warm: warm.seconds, direct: direct.seconds, cold: coldSeconds, ok: warm.ok && direct.ok };
 }
 
+/** The commands as a person types them: npm's own start-up is in both. */
+function benchThroughNpm(lesson: Lesson, runs: number) {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+  const file = `checks/${lesson.slug}.test.ts`;
+  const runner = medianOf(runs, () => {}, () => timeCommand(['run', '--silent', 'lesson', lesson.number, '--', '--solution'], {}, npm));
+  const vitest = medianOf(runs, () => {}, () => timeCommand(['vitest', 'run', '--project=checks', file], { COURSE_TARGET_ROOT: 'solutions', COURSE_SERVICES: '' }, npx));
+  return { lesson: lesson.number, file, runner: runner.seconds, vitest: vitest.seconds };
+}
+
+function percent(value: number, base: number): string {
+  return `${value >= base ? '+' : ''}${(((value - base) / base) * 100).toFixed(0)}%`;
+}
+
 function printRows(rows: LessonRow[]): void {
   const widths = [14, 9, 9, 14, 16];
   console.log(bold(row(['', 'warm', 'cold', 'vitest alone', 'runner overhead'], widths)));
   for (const r of rows) {
-    const overhead = `${r.warm >= r.direct ? '+' : ''}${(((r.warm - r.direct) / r.direct) * 100).toFixed(0)}%`;
-    console.log(row([r.label, format(r.warm), format(r.cold), format(r.direct), overhead], widths) + (r.ok ? '' : `  ${FAIL} a run failed`));
+    console.log(row([r.label, format(r.warm), format(r.cold), format(r.direct), percent(r.warm, r.direct)], widths) + (r.ok ? '' : `  ${FAIL} a run failed`));
   }
 }
 
@@ -153,8 +166,14 @@ async function main(): Promise<number> {
   console.log(dim('"cold": services stopped first (or, for lesson 01, the transform caches dropped). npm itself adds about 0.2 s.\n'));
 
   const rows = lessons.map((lesson) => benchLesson(lesson, endpoints, runs, !quick));
+  const first = lessons.find((lesson) => lesson.services.length === 0);
+  const viaNpm = first ? benchThroughNpm(first, runs) : undefined;
   const smoke = SERVICE_NAMES.filter((s) => existsSync(join(REPO_ROOT, 'infra', 'smoke', `${s}.test.ts`))).map((s) => benchSmoke(s, endpoints, runs, !quick));
   printRows([...rows, ...smoke]);
+  if (viaNpm) {
+    console.log(dim(`\nAs typed, through npm: \`npm run lesson ${viaNpm.lesson} -- --solution\` ${format(viaNpm.runner)}, ` +
+      `\`npx vitest run ${viaNpm.file}\` ${format(viaNpm.vitest)} (${percent(viaNpm.runner, viaNpm.vitest)}).`));
+  }
   await bringUpServices([...SERVICE_NAMES], true);
 
   const ratio = quick ? undefined : await throughput(endpoints);

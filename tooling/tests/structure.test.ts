@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadFixtures, loadLessons } from '../course/manifest.ts';
-import { LESSONS_DIR } from '../course/paths.ts';
+import { LESSONS_DIR, REPO_ROOT } from '../course/paths.ts';
 
 const lessons = loadLessons();
 
@@ -28,6 +28,13 @@ describe('course structure', () => {
       const starter = readdirSync(lesson.lessonDir, { recursive: true }).map(String).filter((f) => f !== 'lesson.json').sort();
       const solution = readdirSync(lesson.solutionDir, { recursive: true }).map(String).sort();
       expect(solution).toEqual(starter);
+    });
+
+    it('is listed in the README and the course map under its own title', () => {
+      const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+      const map = readFileSync(join(REPO_ROOT, 'docs', 'README.md'), 'utf8');
+      expect(readme, 'README.md').toContain(`[${lesson.title}](docs/${lesson.slug}.md)`);
+      expect(map, 'docs/README.md').toContain(`[${lesson.title}](${lesson.slug}.md)`);
     });
 
     it('has a check file', () => {
