@@ -111,19 +111,22 @@ export async function proveFixtures(lessons: Lesson[], requirementNames: Map<str
       timeoutSeconds: timeoutFor(roundLessons),
       parallel: true,
     });
-    for (const { lesson, fixture } of entries) proofs.push(judgeFixture(lesson, fixture, resultFor(run, lesson), requirementNames));
+    for (const { lesson, fixture } of entries) proofs.push(judgeFixture(lesson, fixture, resultFor(run, lesson), requirementNames, run.fatal));
   }
   return proofs;
 }
 
-function judgeFixture(lesson: Lesson, fixture: Fixture, file: FileResult | undefined, names: Map<string, Set<string>>): Proof {
+function judgeFixture(lesson: Lesson, fixture: Fixture, file: FileResult | undefined, names: Map<string, Set<string>>, fatal?: string): Proof {
   const proof = { group: `lesson ${lesson.number}`, name: `the known-wrong fixture "${fixture.name}" fails` };
   const known = names.get(lesson.slug) ?? new Set<string>();
   const unknown = fixture.mustFail.filter((name) => !known.has(name));
   if (unknown.length > 0) return { ...proof, ok: false, detail: `fixture.json names requirements the check does not have: ${unknown.join('; ')}` };
   if (!file || file.loadError) return { ...proof, ok: false, detail: `the fixture did not load, so it proves nothing: ${file?.loadError ?? 'no result'}` };
-  const stillPassing = fixture.mustFail.filter((name) => file.requirements.find((r) => r.name === name)?.state !== 'failed');
-  if (stillPassing.length > 0) return { ...proof, ok: false, detail: `these requirements did not fail: ${stillPassing.join('; ')}` };
+  const stateOf = (name: string) => file.requirements.find((r) => r.name === name)?.state;
+  const passing = fixture.mustFail.filter((name) => stateOf(name) === 'passed');
+  const missing = fixture.mustFail.filter((name) => stateOf(name) === undefined || stateOf(name) === 'skipped');
+  if (passing.length > 0) return { ...proof, ok: false, detail: `these requirements passed, so the check misses the mistake: ${passing.join('; ')}` };
+  if (missing.length > 0) return { ...proof, ok: false, detail: `no result for: ${missing.join('; ')}${fatal ? ` (${fatal})` : ''}` };
   return { ...proof, ok: true };
 }
 
