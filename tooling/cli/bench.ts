@@ -89,15 +89,13 @@ function benchLesson(lesson: Lesson, endpoints: ServiceEndpoints, runs: number, 
   const env = { COURSE_TARGET_ROOT: 'solutions', COURSE_SERVICES: lesson.services.join(',') };
   const warm = medianOf(runs, () => {}, () => timeCommand(runnerCommand(lesson)));
   const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(lesson.checkFile), env));
-  let coldSeconds: number | undefined;
-  if (cold) {
-    const canGoCold = lesson.services.length === 0 || stopServices(lesson.services, endpoints);
-    if (canGoCold) {
-      const prepare = lesson.services.length === 0 ? dropCaches : () => stopServices(lesson.services, endpoints);
-      coldSeconds = medianOf(COLD_RUNS, prepare, () => timeCommand(runnerCommand(lesson))).seconds;
-    }
+  let coldRun: { seconds: number; ok: boolean } | undefined;
+  if (cold && (lesson.services.length === 0 || stopServices(lesson.services, endpoints))) {
+    const prepare = lesson.services.length === 0 ? dropCaches : () => stopServices(lesson.services, endpoints);
+    coldRun = medianOf(COLD_RUNS, prepare, () => timeCommand(runnerCommand(lesson)));
   }
-  return { label: `lesson ${lesson.number}`, warm: warm.seconds, direct: direct.seconds, cold: coldSeconds, ok: warm.ok && direct.ok };
+  const ok = warm.ok && direct.ok && (coldRun?.ok ?? true);
+  return { label: `lesson ${lesson.number}`, warm: warm.seconds, direct: direct.seconds, cold: coldRun?.seconds, ok };
 }
 
 function benchSmoke(service: ServiceName, endpoints: ServiceEndpoints, runs: number, cold: boolean): LessonRow {
@@ -105,10 +103,11 @@ function benchSmoke(service: ServiceName, endpoints: ServiceEndpoints, runs: num
   const command = ['--import', 'tsx', 'tooling/cli/smoke.ts', service];
   const warm = medianOf(runs, () => {}, () => timeCommand(command));
   const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(file), { COURSE_SERVICES: service }));
-  const coldSeconds = cold && stopServices([service], endpoints)
-    ? medianOf(COLD_RUNS, () => stopServices([service], endpoints), () => timeCommand(command)).seconds
+  const coldRun = cold && stopServices([service], endpoints)
+    ? medianOf(COLD_RUNS, () => stopServices([service], endpoints), () => timeCommand(command))
     : undefined;
-  return { label: `smoke ${service}`, warm: warm.seconds, direct: direct.seconds, cold: coldSeconds, ok: warm.ok && direct.ok };
+  const ok = warm.ok && direct.ok && (coldRun?.ok ?? true);
+  return { label: `smoke ${service}`, warm: warm.seconds, direct: direct.seconds, cold: coldRun?.seconds, ok };
 }
 
 /** The commands as a person types them: npm's own start-up is in both. */
@@ -125,12 +124,15 @@ function percent(value: number, base: number): string {
   return `${value >= base ? '+' : ''}${(((value - base) / base) * 100).toFixed(0)}%`;
 }
 
-function printRows(rows: LessonRow[]): void {
-  const widths = [14, 9, 9, 14, 16];
-  console.log(bold(row(['', 'warm', 'cold', 'vitest alone', 'runner overhead'], widths)));
-  for (const r of rows) {
-    console.log(row([r.label, format(r.warm), format(r.cold), format(r.direct), percent(r.warm, r.direct)], widths) + (r.ok ? '' : `  ${FAIL} a run failed`));
-  }
+const WIDTHS = [14, 9, 9, 14, 16];
+
+function printHeaderRow(): void {
+  console.log(bold(row(['', 'warm', 'cold', 'vitest alone', 'runner overhead'], WIDTHS)));
+}
+
+function printRow(r: LessonRow): LessonRow {
+  console.log(row([r.label, format(r.warm), format(r.cold), format(r.direct), percent(r.warm, r.direct)], WIDTHS) + (r.ok ? '' : `  ${FAIL} a run failed`));
+  return r;
 }
 
 async function throughput(endpoints: ServiceEndpoints): Promise<{ ratio: number } | undefined> {
@@ -161,30 +163,35 @@ async function main(): Promise<number> {
   const runs = quick ? 1 : WARM_RUNS;
 
   console.log(bold('Services'));
-  const endpoints = await bringUpServices([...SERVICE_NAMES]);
+  // Every measured command finds its services itself, as it would when a person runs it.
+  const endpoints = await bringUpServices([...SERVICE_NAMES], { exportToEnv: false });
   console.log(dim(`\nWall time until the verdict, reference solutions, median of ${runs} warm${quick ? '' : ` and ${COLD_RUNS} cold`} runs.`));
   console.log(dim('"cold": services stopped first (or, for lesson 01, the transform caches dropped). npm itself adds about 0.2 s.\n'));
 
-  const rows = lessons.map((lesson) => benchLesson(lesson, endpoints, runs, !quick));
+  printHeaderRow();
+  const rows = lessons.map((lesson) => printRow(benchLesson(lesson, endpoints, runs, !quick)));
+  const smoke = SERVICE_NAMES.filter((s) => existsSync(join(REPO_ROOT, 'infra', 'smoke', `${s}.test.ts`))).map((s) => printRow(benchSmoke(s, endpoints, runs, !quick)));
   const first = lessons.find((lesson) => lesson.services.length === 0);
   const viaNpm = first ? benchThroughNpm(first, runs) : undefined;
-  const smoke = SERVICE_NAMES.filter((s) => existsSync(join(REPO_ROOT, 'infra', 'smoke', `${s}.test.ts`))).map((s) => benchSmoke(s, endpoints, runs, !quick));
-  printRows([...rows, ...smoke]);
   if (viaNpm) {
     console.log(dim(`\nAs typed, through npm: \`npm run lesson ${viaNpm.lesson} -- --solution\` ${format(viaNpm.runner)}, ` +
       `\`npx vitest run ${viaNpm.file}\` ${format(viaNpm.vitest)} (${percent(viaNpm.runner, viaNpm.vitest)}).`));
   }
-  await bringUpServices([...SERVICE_NAMES], true);
+  await bringUpServices([...SERVICE_NAMES], { quiet: true, exportToEnv: false });
 
   const ratio = quick ? undefined : await throughput(endpoints);
 
   const lesson01 = rows.find((r) => r.label === 'lesson 01');
-  const overheads = rows.map((r) => (r.warm - r.direct) / r.direct);
+  const worst = Math.max(...rows.map((r) => (r.warm - r.direct) / r.direct));
   console.log(bold('\nTargets'));
   if (lesson01) console.log(`  ${lesson01.warm < 2 ? PASS : FAIL} warm lesson 01 verdict under 2 s (${format(lesson01.warm)})`);
-  console.log(`  ${Math.max(...overheads) < 0.25 ? PASS : FAIL} runner overhead under 25% (at most ${(Math.max(...overheads) * 100).toFixed(0)}%)`);
+  console.log(`  ${worst < 0.25 ? PASS : FAIL} runner overhead under 25%, bare processes (at most ${(worst * 100).toFixed(0)}%)`);
+  if (viaNpm) {
+    const overhead = (viaNpm.runner - viaNpm.vitest) / viaNpm.vitest;
+    console.log(`  ${overhead < 0.25 ? PASS : FAIL} runner overhead under 25%, as typed through npm (${percent(viaNpm.runner, viaNpm.vitest)})`);
+  }
   if (ratio) console.log(`  ${ratio.ratio >= 0.25 ? PASS : FAIL} Kafka reference producer at least 0.25 of ProducerPerformance (${ratio.ratio.toFixed(2)})`);
-  return rows.every((r) => r.ok) ? EXIT.ok : EXIT.failed;
+  return [...rows, ...smoke].every((r) => r.ok) ? EXIT.ok : EXIT.failed;
 }
 
 runCommand(USAGE, main);

@@ -2,16 +2,22 @@ import { ensureServices } from '../../infra/resolve.ts';
 import { describeEndpoint, endpointEnv, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
 import { dim, PASS } from './ui.ts';
 
-/**
- * Makes the services reachable with visible progress, and exports their addresses to this process's
- * environment so that the checks (and the processes they start) find them without looking again.
- */
-export async function bringUpServices(services: readonly ServiceName[], quiet = false): Promise<ServiceEndpoints> {
+export interface BringUpOptions {
+  quiet?: boolean;
+  /**
+   * Export the addresses to this process's environment (the default), so that the checks and the
+   * processes they start find the services without looking again.
+   */
+  exportToEnv?: boolean;
+}
+
+/** Makes the services reachable, with visible progress. */
+export async function bringUpServices(services: readonly ServiceName[], options: BringUpOptions = {}): Promise<ServiceEndpoints> {
   if (services.length === 0) return {};
-  const log = quiet ? () => {} : (line: string) => console.log(line);
+  const log = options.quiet ? () => {} : (line: string) => console.log(line);
   const started = Date.now();
   const endpoints = await ensureServices(services, { provision: true, onProgress: (message) => log(dim(`  … ${message}`)) });
-  Object.assign(process.env, endpointEnv(endpoints));
+  if (options.exportToEnv !== false) Object.assign(process.env, endpointEnv(endpoints));
   for (const service of services) {
     const endpoint = endpoints[service];
     if (endpoint) log(`  ${PASS} ${describeEndpoint(endpoint)}`);
