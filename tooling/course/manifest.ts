@@ -19,7 +19,10 @@ export const LessonManifestSchema = z.strictObject({
   timeoutSeconds: z.number().int().positive().max(300).default(20),
 });
 
-/** `checks/fixtures/NN-slug/<name>/fixture.json`: a plausible wrong solution the checks must reject. */
+/**
+ * `checks/fixtures/NN-slug/<name>/fixture.json`: a plausible wrong solution the checks must reject.
+ * Beside it, `*.patch` files (unified diffs against the reference solution) make the mistake.
+ */
 export const FixtureManifestSchema = z.strictObject({
   /** The mistake, as a learner would make it. */
   mistake: z.string().min(1),
