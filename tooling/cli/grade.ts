@@ -4,7 +4,7 @@ import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { loadLessons, type Lesson } from '../course/manifest.ts';
 import { LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR, STATE_DIR } from '../course/paths.ts';
-import { runChecks, type CheckRun } from '../course/run-checks.ts';
+import { fileResult, runChecks, type CheckRun } from '../course/run-checks.ts';
 import { bringUpServices } from '../course/services-ui.ts';
 import { bold, dim, green, red, yellow } from '../course/ui.ts';
 
@@ -28,7 +28,7 @@ interface LessonGrade {
 }
 
 function gradeOf(lesson: Lesson, run: CheckRun): LessonGrade {
-  const file = run.files.find((f) => join(REPO_ROOT, f.file) === lesson.checkFile);
+  const file = fileResult(run, lesson.checkFile);
   const requirements = (file?.requirements ?? []).map(({ name, state, message }) => ({ name, state, message }));
   return {
     number: lesson.number,

@@ -24,9 +24,10 @@ const rel = (path: string) => relative(REPO_ROOT, path);
 
 function listLessons(lessons: Lesson[], progress: ProgressStore): number {
   console.log(bold('Lessons\n'));
-  const done = new Set(lessons.filter((l) => progress.lesson(l.number).passedAt).map((l) => l.number));
+  const recorded = progress.read().lessons;
+  const done = new Set(lessons.filter((l) => recorded[l.number]?.passedAt).map((l) => l.number));
   for (const lesson of lessons) {
-    const state = progress.lesson(lesson.number);
+    const state = recorded[lesson.number] ?? { hintsShown: 0 };
     const status = done.has(lesson.number)
       ? green('done   ')
       : state.lastResult

@@ -5,10 +5,18 @@ import { UsageError } from './args.ts';
 import type { Lesson } from './manifest.ts';
 import { CHECKS_DIR, LESSONS_DIR } from './paths.ts';
 
+/** The per-requirement time limit of a lesson whose lesson.json names none. */
+export const DEFAULT_TIMEOUT_SECONDS = 20;
+
+/** Whether a lesson folder is the one asked for, by number ("7", "07") or folder name ("07-kafka-basics"). */
+function isLesson(slug: string, input: string): boolean {
+  if (/^\d{1,2}$/.test(input)) return slug.startsWith(`${input.padStart(2, '0')}-`);
+  return slug === input;
+}
+
 /** Finds a lesson by number ("7", "07") or folder name ("07-kafka-basics"). */
 export function findLesson(input: string, lessons: readonly Lesson[]): Lesson {
-  const wanted = /^\d{1,2}$/.test(input) ? input.padStart(2, '0') : input;
-  const lesson = lessons.find((l) => l.number === wanted || l.slug === wanted);
+  const lesson = lessons.find((l) => isLesson(l.slug, input));
   if (!lesson) {
     const valid = lessons.map((l) => l.number).join(', ');
     throw new UsageError(`there is no lesson "${input}" (valid lessons: ${valid})`);
@@ -22,11 +30,10 @@ export function findLesson(input: string, lessons: readonly Lesson[]): Lesson {
  */
 export function peekLesson(input: string): { checkFile: string; services: ServiceName[]; timeoutSeconds: number } | undefined {
   try {
-    const wanted = /^\d{1,2}$/.test(input) ? input.padStart(2, '0') : input;
-    const slug = readdirSync(LESSONS_DIR).find((name) => name === wanted || name.startsWith(`${wanted}-`));
+    const slug = readdirSync(LESSONS_DIR).find((name) => isLesson(name, input));
     if (!slug) return undefined;
     const raw = JSON.parse(readFileSync(join(LESSONS_DIR, slug, 'lesson.json'), 'utf8')) as { services?: ServiceName[]; timeoutSeconds?: number };
-    return { checkFile: join(CHECKS_DIR, `${slug}.test.ts`), services: raw.services ?? [], timeoutSeconds: raw.timeoutSeconds ?? 20 };
+    return { checkFile: join(CHECKS_DIR, `${slug}.test.ts`), services: raw.services ?? [], timeoutSeconds: raw.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS };
   } catch {
     return undefined;
   }

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import { z } from 'zod';
 import { SERVICE_NAMES } from '../../infra/services.ts';
 import { ManifestError } from './errors.ts';
+import { DEFAULT_TIMEOUT_SECONDS } from './lookup.ts';
 import { CHECKS_DIR, DOCS_DIR, FIXTURES_DIR, LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR } from './paths.ts';
 
 /** `lessons/NN-slug/lesson.json`: what the runner needs to present and grade a lesson. */
@@ -16,7 +17,7 @@ export const LessonManifestSchema = z.strictObject({
   /** Progressive hints, from a nudge to nearly the answer. */
   hints: z.array(z.string().min(1)).min(3),
   /** Per-requirement time limit; a hanging requirement fails with a message after this. */
-  timeoutSeconds: z.number().int().positive().max(300).default(20),
+  timeoutSeconds: z.number().int().positive().max(300).default(DEFAULT_TIMEOUT_SECONDS),
 });
 
 /**

@@ -2,8 +2,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fixture, Lesson } from './manifest.ts';
 import { loadFixtures } from './manifest.ts';
-import { LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
-import { runChecks, type CheckRun, type FileResult, type RequirementResult } from './run-checks.ts';
+import { LESSONS_DIR, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
+import { fileResult, runChecks, type FileResult, type RequirementResult } from './run-checks.ts';
 import { materializeFixture } from './targets.ts';
 
 /** One thing `npm test` proves, e.g. "lesson 03: the starter fails its checks". */
@@ -15,10 +15,6 @@ export interface Proof {
 }
 
 const FIXTURE_ROUNDS_DIR = join(STATE_DIR, 'targets', 'rounds');
-
-function resultFor(run: CheckRun, lesson: Lesson): FileResult | undefined {
-  return run.files.find((file) => join(REPO_ROOT, file.file) === lesson.checkFile);
-}
 
 function describeFailures(requirements: RequirementResult[]): string {
   return requirements
@@ -46,7 +42,7 @@ export async function proveSolutions(lessons: Lesson[]): Promise<{ proofs: Proof
   });
   const names = new Map<string, Set<string>>();
   const proofs = lessons.map((lesson): Proof => {
-    const file = resultFor(run, lesson);
+    const file = fileResult(run, lesson.checkFile);
     const requirements = file?.requirements ?? [];
     names.set(lesson.slug, new Set(requirements.map((r) => r.name)));
     const failed = requirements.filter((r) => r.state !== 'passed');
@@ -74,7 +70,7 @@ export async function proveStarters(lessons: Lesson[]): Promise<Proof[]> {
     parallel: true,
   });
   return lessons.map((lesson): Proof => {
-    const file = resultFor(run, lesson);
+    const file = fileResult(run, lesson.checkFile);
     const requirements = file?.requirements ?? [];
     const failed = requirements.filter((r) => r.state === 'failed').length;
     const ok = requirements.length > 0 && failed > 0 && !file?.loadError;
@@ -111,7 +107,7 @@ export async function proveFixtures(lessons: Lesson[], requirementNames: Map<str
       timeoutSeconds: timeoutFor(roundLessons),
       parallel: true,
     });
-    for (const { lesson, fixture } of entries) proofs.push(judgeFixture(lesson, fixture, resultFor(run, lesson), requirementNames, run.fatal));
+    for (const { lesson, fixture } of entries) proofs.push(judgeFixture(lesson, fixture, fileResult(run, lesson.checkFile), requirementNames, run.fatal));
   }
   return proofs;
 }

@@ -237,6 +237,11 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
   });
 }
 
+/** The results of one check file, given its absolute path. */
+export function fileResult(run: CheckRun, checkFile: string): FileResult | undefined {
+  return run.files.find((file) => join(REPO_ROOT, file.file) === checkFile);
+}
+
 export function countRequirements(run: CheckRun): { passed: number; total: number } {
   const all = run.files.flatMap((file) => file.requirements);
   return { passed: all.filter((r) => r.state === 'passed').length, total: all.length };
