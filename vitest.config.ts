@@ -18,7 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'checks',
-          include: ['checks/*.test.ts', 'infra/smoke/*.test.ts'],
+          include: ['checks/*.test.ts', 'checks/smoke/*.test.ts'],
           globalSetup: ['checks/support/global-setup.ts'],
         },
       },

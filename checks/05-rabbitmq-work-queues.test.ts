@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startDedicatedBroker, type DedicatedBroker } from '../infra/dedicated.ts';
+import { describe, expect, it, test, vi } from './support/fixtures.ts';
 import type { UploadJob } from '@lesson/05-rabbitmq-work-queues/jobs.ts';
 import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
 import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
@@ -242,51 +241,35 @@ describe('05 rabbitmq-work-queues', () => {
       `(${WHERE}/worker.ts)`).toBe(0);
   });
 
-  describe('on a broker of its own', () => {
-    // Restarting the shared broker would break every check running beside this one.
-    let broker: DedicatedBroker | undefined;
-    let unavailable: unknown;
-    let producerProblem: unknown;
-    beforeAll(async () => {
-      // Starting a broker takes seconds: not worth it while the queue and producer are unwritten.
-      producerProblem = await producerFailure();
-      if (producerProblem) return;
-      try {
-        broker = await startDedicatedBroker('rabbitmq', { onProgress: (line) => console.log(`[dedicated broker] ${line}`) });
-      } catch (error) {
-        unavailable = error;
-      }
-    }, 180_000);
-    afterAll(async () => {
-      await broker?.stop();
-    }, 60_000);
-    const own = useRabbitMQ(() => broker!.url);
+  // Restarting the shared broker would break every check running beside this one.
+  test('a durable queue with persistent, confirmed jobs loses nothing when the broker restarts', async ({ own, onTestFinished }) => {
+    // Starting a broker takes seconds: not worth it while the queue and producer are unwritten.
+    const producerProblem = await producerFailure();
+    if (producerProblem) throw producerProblem;
+    const broker = await own.start('rabbitmq');
+    const scope = new RabbitScope(() => broker.url);
+    onTestFinished(() => scope.cleanup());
+    const queue = scope.queue(uniqueName('uploads'));
+    const jobs = uploadJobs(20);
+    const producer = await scope.connect();
+    await assertJobQueue(await scope.channel(producer), queue);
+    await publishJobs(await scope.confirmChannel(producer), queue, jobs);
+    await producer.close();
 
-    it('a durable queue with persistent, confirmed jobs loses nothing when the broker restarts', async () => {
-      if (producerProblem) throw producerProblem;
-      if (!broker) expect.fail(`could not start a RabbitMQ broker for this check to restart: ${String(unavailable)}`);
-      const queue = own.queue(uniqueName('uploads'));
-      const jobs = uploadJobs(20);
-      const producer = await own.connect();
-      await assertJobQueue(await own.channel(producer), queue);
-      await publishJobs(await own.confirmChannel(producer), queue, jobs);
-      await producer.close();
+    await broker.restart();
 
-      await broker.restart();
+    const waiting = await scope.readyMessages(queue);
+    expect(waiting, `the queue "${queue}" did not survive the broker restart: declare it durable ` +
+      `(${WHERE}/queue.ts)`).not.toBeUndefined();
+    expect(waiting, `publishJobs resolved for ${jobs.length} jobs before the restart, and ${waiting} were left after it. ` +
+      'A durable queue keeps only persistent messages: publish with { persistent: true }, and wait for the ' +
+      `confirms so that "published" means "on disk" (${WHERE}/producer.ts)`).toBe(jobs.length);
 
-      const waiting = await own.readyMessages(queue);
-      expect(waiting, `the queue "${queue}" did not survive the broker restart: declare it durable ` +
-        `(${WHERE}/queue.ts)`).not.toBeUndefined();
-      expect(waiting, `publishJobs resolved for ${jobs.length} jobs before the restart, and ${waiting} were left after it. ` +
-        'A durable queue keeps only persistent messages: publish with { persistent: true }, and wait for the ' +
-        `confirms so that "published" means "on disk" (${WHERE}/producer.ts)`).toBe(jobs.length);
-
-      const processed: string[] = [];
-      const consumer = await own.connect();
-      await startWorker(await own.channel(consumer), queue, async (job) => void processed.push(job.jobId), { prefetch: 5, name: 'worker-a' });
-      await vi.waitFor(() => expect(processed.length, 'after the restart, a worker should receive every job').toBe(jobs.length), WAIT);
-      expect(processed.sort(), 'every job confirmed before the restart should be processed once after it')
-        .toEqual(jobs.map((j) => j.jobId).sort());
-    }, 90_000);
-  });
+    const processed: string[] = [];
+    const consumer = await scope.connect();
+    await startWorker(await scope.channel(consumer), queue, async (job) => void processed.push(job.jobId), { prefetch: 5, name: 'worker-a' });
+    await vi.waitFor(() => expect(processed.length, 'after the restart, a worker should receive every job').toBe(jobs.length), WAIT);
+    expect(processed.sort(), 'every job confirmed before the restart should be processed once after it')
+      .toEqual(jobs.map((j) => j.jobId).sort());
+  }, 180_000);
 });

@@ -6,7 +6,7 @@ import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
 import { startInventoryConsumer, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
 import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
 import { ensureTopic } from '@lesson/07-kafka-basics/topics.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, useKafka, withHandlerErrors } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, useKafka } from './support/kafka.ts';
 import { uniqueName } from './support/names.ts';
 import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
@@ -123,7 +123,7 @@ describe('07 kafka-basics', () => {
     await publisher.publish(events, { correlationId: 'bulk-import-7' });
 
     await vi.waitFor(() => {
-      expect(received.length, withHandlerErrors(`the inventory consumer received ${received.length} of ${events.length} events ` +
+      expect(received.length, kafka.withHandlerErrors(`the inventory consumer received ${received.length} of ${events.length} events ` +
         `(${WHERE}/inventory-consumer.ts, order-publisher.ts)`)).toBeGreaterThanOrEqual(events.length);
     }, { timeout: 8_000, interval: 50 });
 
@@ -156,7 +156,7 @@ describe('07 kafka-basics', () => {
           `decodeOrderEvent should read type, version and correlation id from the headers (${WHERE}/codec.ts)`
         : 'A new group should start from the beginning of the topic (subscribe with fromBeginning: true) and hand every ' +
           `message to handle() (${WHERE}/inventory-consumer.ts)`;
-      expect(received.length, withHandlerErrors(`startInventoryConsumer delivered ${received.length} of the ${events.length} ` +
+      expect(received.length, kafka.withHandlerErrors(`startInventoryConsumer delivered ${received.length} of the ${events.length} ` +
         `events already on the topic. ${why}`)).toBeGreaterThanOrEqual(events.length);
     }, { timeout: 8_000, interval: 50 });
 
@@ -186,7 +186,7 @@ describe('07 kafka-basics', () => {
     await startConsumer(topic, (r) => void received.push(r), (error) => void reported.push(error));
 
     await vi.waitFor(() => {
-      expect(received.map((r) => r.event.eventId), withHandlerErrors('the valid event after three malformed ones never ' +
+      expect(received.map((r) => r.event.eventId), kafka.withHandlerErrors('the valid event after three malformed ones never ' +
         'reached handle(): a bad message must be reported and skipped, not stop the partition or crash the consumer ' +
         `(${WHERE}/inventory-consumer.ts)`)).toEqual([good.eventId]);
     }, { timeout: 8_000, interval: 50 });

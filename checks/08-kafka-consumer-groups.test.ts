@@ -6,7 +6,7 @@ import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
 import { consumerLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
 import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka, withHandlerErrors } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka } from './support/kafka.ts';
 import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
 
@@ -14,7 +14,7 @@ const SLUG = '08-kafka-consumer-groups';
 const WHERE = `lessons/${SLUG}`;
 // The requirements run side by side (each on its own topic and group): most of their time is
 // spent waiting for the broker, not computing.
-const kafka = useKafka({ concurrent: true });
+const kafka = useKafka();
 
 function orderMessage(partition?: number): Message & { orderId: string } {
   const orderId = `order-${randomUUID()}`;
@@ -91,7 +91,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
 
     const producer = await kafka.producer();
     await produce(producer, topic, spreadOver(4, 2));
-    await vi.waitFor(() => expect(distinct(log), withHandlerErrors(`the two workers processed ${distinct(log)} of 8 messages`)).toBe(8),
+    await vi.waitFor(() => expect(distinct(log), kafka.withHandlerErrors(`the two workers processed ${distinct(log)} of 8 messages`)).toBe(8),
       { timeout: 8_000, interval: 50 });
     for (const [worker, partitions] of owned) {
       const touched = [...new Set(log.filter((p) => p.worker === worker).map((p) => p.partition))].sort();
@@ -110,7 +110,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     await produce(producer, topic, spreadOver(4, 1));
     await vi.waitFor(() => {
       const handled = [...new Set(log.map((p) => `${p.worker}:${p.partition}`))].sort();
-      expect(handled, withHandlerErrors('worker-b should now process the new message on every partition, the two it took over included'))
+      expect(handled, kafka.withHandlerErrors('worker-b should now process the new message on every partition, the two it took over included'))
         .toEqual(['worker-b:0', 'worker-b:1', 'worker-b:2', 'worker-b:3']);
     }, { timeout: 8_000, interval: 50 });
   });
@@ -132,11 +132,11 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     });
     kafka.cleanup(async () => held.open());
 
-    await vi.waitFor(() => expect(log.map((p) => p.offset), withHandlerErrors('the worker should process offsets 0, 1, 2 in order')).toEqual(['0', '1', '2']),
+    await vi.waitFor(() => expect(log.map((p) => p.offset), kafka.withHandlerErrors('the worker should process offsets 0, 1, 2 in order')).toEqual(['0', '1', '2']),
       { timeout: 8_000, interval: 25 });
     await vi.waitFor(async () => {
       const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
-      expect(committed, withHandlerErrors(whileProcessingTwo(committed))).toBe(2);
+      expect(committed, kafka.withHandlerErrors(whileProcessingTwo(committed))).toBe(2);
     }, { timeout: 3_000, interval: 50 });
 
     held.open();
@@ -212,7 +212,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     await vi.waitFor(async () => {
       const { state, members } = await kafka.groupMembers(groupId, topic);
       const owned = members.map((m) => `${m.clientId}: [${m.partitions.join(', ')}]`).join('; ') || 'none';
-      expect({ state, members: members.length }, withHandlerErrors('three workers started with one group id should all be ' +
+      expect({ state, members: members.length }, kafka.withHandlerErrors('three workers started with one group id should all be ' +
         `members of a stable group (members: ${owned}) (${WHERE}/order-worker.ts)`)).toEqual({ state: 'Stable', members: 3 });
       const idleMembers = members.filter((m) => m.partitions.length === 0);
       expect(idleMembers.length, `with 2 partitions and 3 members exactly one member owns nothing (members: ${owned})`).toBe(1);
@@ -220,7 +220,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     }, { timeout: 10_000, interval: 100 });
     const producer = await kafka.producer();
     await produce(producer, topic, spreadOver(2, 5));
-    await vi.waitFor(() => expect(distinct(log), withHandlerErrors(`the workers processed ${distinct(log)} of 10 messages`)).toBe(10),
+    await vi.waitFor(() => expect(distinct(log), kafka.withHandlerErrors(`the workers processed ${distinct(log)} of 10 messages`)).toBe(10),
       { timeout: 8_000, interval: 50 });
     const idleWork = log.filter((p) => p.worker === idle).length;
 

@@ -5,12 +5,12 @@ import type { StockMovement } from '@lesson/09-kafka-replay/events.ts';
 import { stockChange, type StockChange } from '@lesson/09-kafka-replay/projection.ts';
 import { rebuildStockProjection, startStockProjection, type RunningProjection } from '@lesson/09-kafka-replay/projector.ts';
 import type { StockLevels, StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
-import { CHECK_GROUP_TIMINGS, produce, useKafka, withHandlerErrors } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, produce, useKafka } from './support/kafka.ts';
 
 const SLUG = '09-kafka-replay';
 const WHERE = `lessons/${SLUG}`;
 // Each requirement has its own topic and group; they run side by side.
-const kafka = useKafka({ concurrent: true });
+const kafka = useKafka();
 
 const SKUS = ['SKU-MUG', 'SKU-KETTLE', 'SKU-TEAPOT', 'SKU-SPOON', 'SKU-TRAY', 'SKU-JUG'];
 
@@ -87,7 +87,7 @@ function stopAfterwards(projection: RunningProjection): RunningProjection {
 /** Waits until the read model has applied `count` movements since it was last cleared. */
 async function appliedAtLeast(readModel: RecordingReadModel, count: number, failure: () => string, timeout = 6_000): Promise<void> {
   await vi.waitFor(() => {
-    if (readModel.applied < count) throw new Error(withHandlerErrors(failure()));
+    if (readModel.applied < count) throw new Error(kafka.withHandlerErrors(failure()));
   }, { timeout, interval: 25 });
 }
 
@@ -96,7 +96,7 @@ async function caughtUp(groupId: string, topic: string, failure: string): Promis
   await vi.waitFor(async () => {
     const [committed, latest] = await Promise.all([kafka.committedOffsets(groupId, topic), kafka.latestOffsets(topic)]);
     for (const [partition, end] of latest) {
-      if (end > 0 && committed.get(partition) !== end) throw new Error(withHandlerErrors(failure));
+      if (end > 0 && committed.get(partition) !== end) throw new Error(kafka.withHandlerErrors(failure));
     }
   }, { timeout: 6_000, interval: 50 });
 }

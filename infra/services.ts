@@ -20,44 +20,63 @@ export interface ServiceEndpoint {
 
 export type ServiceEndpoints = Partial<Record<ServiceName, ServiceEndpoint>>;
 
-interface ServiceSpec {
+export interface ServiceSpec {
   envVar: string;
   /** The address a native install listens on by default, used to probe and to build the URL. */
   host: string;
   port: number;
+  /** The URL on the default host and port. */
   url: string;
+  /** The URL of an instance at host:port (a container's mapped port, a private instance's port). */
+  urlFor(host: string, port: number): string;
+  /** The image the Docker provider runs, and the port the service listens on inside it. */
+  image: string;
+  containerPort: number;
   label: string;
 }
 
+function spec(facts: Omit<ServiceSpec, 'url'>): ServiceSpec {
+  return { ...facts, url: facts.urlFor(facts.host, facts.port) };
+}
+
+/** The one table of service facts that the env, Docker and native providers all read. */
 export const SERVICES: Record<ServiceName, ServiceSpec> = {
-  redis: {
+  redis: spec({
     envVar: 'REDIS_URL',
     host: '127.0.0.1',
     port: 6379,
-    url: 'redis://127.0.0.1:6379',
+    urlFor: (host, port) => `redis://${host}:${port}`,
+    image: 'redis:7.4-alpine',
+    containerPort: 6379,
     label: 'Redis',
-  },
-  rabbitmq: {
+  }),
+  rabbitmq: spec({
     envVar: 'AMQP_URL',
     host: '127.0.0.1',
     port: 5672,
-    url: 'amqp://guest:guest@127.0.0.1:5672',
+    urlFor: (host, port) => `amqp://guest:guest@${host}:${port}`,
+    image: 'rabbitmq:3.13-management-alpine',
+    containerPort: 5672,
     label: 'RabbitMQ',
-  },
-  kafka: {
+  }),
+  kafka: spec({
     envVar: 'KAFKA_BROKERS',
     host: '127.0.0.1',
     port: 9092,
-    url: '127.0.0.1:9092',
+    urlFor: (host, port) => `${host}:${port}`,
+    image: 'apache/kafka:3.9.1',
+    containerPort: 9092,
     label: 'Apache Kafka',
-  },
-  postgres: {
+  }),
+  postgres: spec({
     envVar: 'DATABASE_URL',
     host: '127.0.0.1',
     port: 5432,
-    url: 'postgres://postgres:postgres@127.0.0.1:5432/postgres',
+    urlFor: (host, port) => `postgres://postgres:postgres@${host}:${port}/postgres`,
+    image: 'postgres:16-alpine',
+    containerPort: 5432,
     label: 'PostgreSQL',
-  },
+  }),
 };
 
 export function isServiceName(value: string): value is ServiceName {

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, vi } from 'vitest';
+import { afterAll, vi } from 'vitest';
 import {
   AssignerProtocol,
   Kafka,
@@ -53,39 +53,27 @@ export function kafkaBrokers(): string[] {
     .filter(Boolean);
 }
 
-const handlerErrors: string[] = [];
-
 /**
  * Records what a learner's eachMessage/eachBatch threw: kafkajs catches it, logs it and retries,
  * so the check would otherwise only see that nothing was processed.
  */
-function recordHandlerErrors(clientId: string) {
+function recordHandlerErrors(clientId: string, errors: string[]) {
   return () => ({ log }: LogEntry) => {
     if (typeof log.message !== 'string' || !log.message.startsWith('Error when calling each')) return;
     const error = (log as { error?: unknown }).error;
     const text = error instanceof Error ? error.message : String(error);
     const entry = `${clientId}: ${text}`;
-    if (!handlerErrors.includes(entry)) handlerErrors.push(entry);
+    if (!errors.includes(entry)) errors.push(entry);
   };
 }
 
-/**
- * `message`, followed by the errors learner handlers threw in this file so far, if any: the reason
- * a consumer processed nothing is usually there (a TODO, a typo, a wrong assumption).
- */
-export function withHandlerErrors(message: string): string {
-  if (handlerErrors.length === 0) return message;
-  return `${message}\nMeanwhile your message handler threw (kafkajs caught it and retried):\n` +
-    handlerErrors.slice(-3).map((entry) => `  ${entry}`).join('\n');
-}
-
 /** A client for the check itself or to hand to learner code; quiet, with a short retry budget. */
-export function checkKafka(clientId = 'course-check'): Kafka {
+export function checkKafka(clientId = 'course-check', errors: string[] = [], brokers = kafkaBrokers()): Kafka {
   return new Kafka({
     clientId,
-    brokers: kafkaBrokers(),
+    brokers,
     logLevel: logLevel.ERROR,
-    logCreator: recordHandlerErrors(clientId),
+    logCreator: recordHandlerErrors(clientId, errors),
     connectionTimeout: 3_000,
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
@@ -97,188 +85,193 @@ export interface GroupMember {
   partitions: number[];
 }
 
-export interface KafkaCheckContext {
-  /** The check's own admin client, connected before the first test: for anything not tied to one topic. */
-  readonly admin: Admin;
-  /**
-   * An admin client for one topic's work, connected on first use. kafkajs keeps one metadata view
-   * per client and a refresh for one topic can drop another from it, so concurrent tests must not
-   * share a client for topic lookups (offsets, partitions, deleting records).
-   */
-  adminFor(topic: string): Promise<Admin>;
-  /** A client with its own id (member descriptions show it, so the check can tell members apart). */
-  client(clientId?: string): Kafka;
-  /** Creates a topic unique to this run with an explicit partition count; deleted after the file. */
-  createTopic(prefix: string, partitions: number): Promise<string>;
-  /** A consumer group id unique to this run. */
-  groupId(prefix: string): string;
-  /** The check's own producer (explicit default partitioner, acks from all replicas). */
-  producer(): Promise<Producer>;
-  /** Runs `stop` after the current test (after the file, when concurrent), even when the test fails. */
-  cleanup(stop: () => Promise<unknown>): void;
-  /** Committed offset per partition (-1 when nothing is committed). */
-  committedOffsets(groupId: string, topic: string): Promise<Map<number, number>>;
-  /** High watermark (the next offset to be written) per partition. */
-  latestOffsets(topic: string): Promise<Map<number, number>>;
-  describeGroup(groupId: string): Promise<GroupDescription>;
-  /** The group's members and the partitions of `topic` each one owns (empty unless it is Stable). */
-  groupMembers(groupId: string, topic: string): Promise<{ state: string; members: GroupMember[] }>;
-  /** Reads the first `count` messages of a topic with a consumer of the check's own. */
-  readMessages(topic: string, count: number, timeoutMs?: number): Promise<ReadMessage[]>;
-}
-
 export type ReadMessage = KafkaMessage & { partition: number };
 
-export interface UseKafkaOptions {
+/**
+ * Kafka plumbing for one test: admin clients, unique topics and groups, and teardown of
+ * everything the test opens (clients, learner consumers, topics, groups), whether it passes or
+ * fails. Errors that learner handlers throw inside clients made here are kept for this test only.
+ */
+export class KafkaTestKit {
+  private readonly topicAdmins = new Map<string, Promise<Admin>>();
+  private readonly topics: string[] = [];
+  private readonly groups: string[] = [];
+  private readonly cleanups: Array<() => Promise<unknown>> = [];
+  private readonly handlerErrors: string[] = [];
+  private mainAdmin: Promise<Admin> | undefined;
+
+  constructor(private readonly brokers: () => string[] = kafkaBrokers) {}
+
+  /** The test's own admin client, for anything not tied to one topic. */
+  admin(): Promise<Admin> {
+    this.mainAdmin ??= this.connectAdmin();
+    return this.mainAdmin;
+  }
+
   /**
-   * The file's tests run concurrently (describe.concurrent): what they open is then torn down
-   * after the whole file instead of after each test, which would stop a neighbour's consumers.
+   * An admin client for one topic's work. kafkajs keeps one metadata view per client and a refresh
+   * for one topic can drop another from it, so topic lookups (offsets, partitions, deleting
+   * records) each get a client of their own.
    */
-  concurrent?: boolean;
+  adminFor(topic: string): Promise<Admin> {
+    let connected = this.topicAdmins.get(topic);
+    if (!connected) {
+      connected = this.connectAdmin();
+      this.topicAdmins.set(topic, connected);
+    }
+    return connected;
+  }
+
+  /** A client with its own id (member descriptions show it, so the check can tell members apart). */
+  client(clientId = 'course-check'): Kafka {
+    return checkKafka(clientId, this.handlerErrors, this.brokers());
+  }
+
+  /**
+   * `message`, followed by the errors learner handlers threw in this test, if any: the reason a
+   * consumer processed nothing is usually there (a TODO, a typo, a wrong assumption).
+   */
+  withHandlerErrors(message: string): string {
+    if (this.handlerErrors.length === 0) return message;
+    return `${message}\nMeanwhile your message handler threw (kafkajs caught it and retried):\n` +
+      this.handlerErrors.slice(-3).map((entry) => `  ${entry}`).join('\n');
+  }
+
+  /** Creates a topic unique to this test with an explicit partition count; deleted afterwards. */
+  async createTopic(prefix: string, partitions: number): Promise<string> {
+    const topic = this.topicName(prefix);
+    await (await this.adminFor(topic)).createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
+    return topic;
+  }
+
+  /** A topic name unique to this test (for code that creates the topic itself); deleted afterwards. */
+  topicName(prefix: string): string {
+    const topic = uniqueName(prefix);
+    this.topics.push(topic);
+    return topic;
+  }
+
+  /** A consumer group id unique to this test; deleted afterwards. */
+  groupId(prefix: string): string {
+    const id = uniqueName(prefix);
+    this.groups.push(id);
+    return id;
+  }
+
+  /** The check's own producer (explicit default partitioner, no topic auto-creation). */
+  async producer(): Promise<Producer> {
+    const producer = this.client('course-check-producer').producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    await producer.connect();
+    this.cleanup(() => producer.disconnect());
+    return producer;
+  }
+
+  /** Runs `stop` after the test, before topics and groups are deleted, even when the test fails. */
+  cleanup(stop: () => Promise<unknown>): void {
+    this.cleanups.push(stop);
+  }
+
+  /** Committed offset per partition (-1 when nothing is committed). */
+  async committedOffsets(groupId: string, topic: string): Promise<Map<number, number>> {
+    const [entry] = await (await this.adminFor(topic)).fetchOffsets({ groupId, topics: [topic] });
+    return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  }
+
+  /** High watermark (the offset after the last committed-to-all-replicas message) per partition. */
+  async latestOffsets(topic: string): Promise<Map<number, number>> {
+    const offsets = await (await this.adminFor(topic)).fetchTopicOffsets(topic);
+    return new Map(offsets.map((p) => [p.partition, Number(p.high)]));
+  }
+
+  async describeGroup(groupId: string): Promise<GroupDescription> {
+    const { groups: [group] } = await (await this.admin()).describeGroups([groupId]);
+    if (!group) throw new Error(`the broker did not describe group ${groupId}`);
+    return group;
+  }
+
+  /** The group's members and the partitions of `topic` each one owns (empty unless it is Stable). */
+  async groupMembers(groupId: string, topic: string): Promise<{ state: string; members: GroupMember[] }> {
+    const group = await this.describeGroup(groupId);
+    const members = group.members.map((member) => {
+      const decoded = member.memberAssignment.length > 0
+        ? AssignerProtocol.MemberAssignment.decode(member.memberAssignment)
+        : null;
+      const partitions = [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b);
+      return { clientId: member.clientId, memberId: member.memberId, partitions };
+    });
+    return { state: group.state, members };
+  }
+
+  /** Reads the first `count` messages of a topic with a consumer of the check's own. */
+  async readMessages(topic: string, count: number, timeoutMs = 8_000): Promise<ReadMessage[]> {
+    const consumer: Consumer = this.client('course-check-reader').consumer({
+      groupId: this.groupId('check-reader'),
+      ...CHECK_GROUP_TIMINGS,
+    });
+    const read: ReadMessage[] = [];
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ partition, message }) => void read.push({ ...message, partition }) });
+      await vi.waitFor(
+        () => {
+          if (read.length < count) throw new Error(`read ${read.length} of ${count} messages from ${topic}`);
+        },
+        { timeout: timeoutMs, interval: 50 },
+      );
+      return read;
+    } finally {
+      await consumer.disconnect();
+    }
+  }
+
+  /** Stops what the test started (newest first), then deletes its groups and topics. */
+  async teardown(): Promise<void> {
+    const stops = this.cleanups.splice(0).reverse();
+    for (const result of await Promise.allSettled(stops.map((stop) => stop()))) {
+      if (result.status === 'rejected') console.warn('[kafka check] cleanup failed:', result.reason);
+    }
+    const admins = [...this.topicAdmins.values()];
+    this.topicAdmins.clear();
+    const main = this.mainAdmin;
+    this.mainAdmin = undefined;
+    try {
+      if (this.groups.length > 0 || this.topics.length > 0) {
+        const admin = await (main ?? this.connectAdmin());
+        if (!main) admins.push(Promise.resolve(admin));
+        if (this.groups.length > 0) await admin.deleteGroups(this.groups.splice(0)).catch(() => undefined);
+        if (this.topics.length > 0) await admin.deleteTopics({ topics: this.topics.splice(0), timeout: 5_000 }).catch(() => undefined);
+      }
+    } catch {
+      // The broker is gone (a private instance already stopped): nothing left to delete.
+    } finally {
+      if (main) admins.push(main);
+      const settled = await Promise.allSettled(admins);
+      await Promise.allSettled(settled.map((r) => (r.status === 'fulfilled' ? r.value.disconnect() : undefined)));
+    }
+  }
+
+  private async connectAdmin(): Promise<Admin> {
+    const admin = this.client('course-check-admin').admin();
+    await admin.connect();
+    return admin;
+  }
 }
 
 /**
- * Kafka plumbing for one check file: an admin client, unique topics and groups, and teardown of
- * everything the tests open (clients, learner consumers, topics), whether the tests pass or fail.
+ * Transitional: one kit for a whole check file, torn down after the file, for the checks not yet
+ * written with the `kafka` fixture of fixtures.ts. Removed once every check uses the fixture.
  */
-export function useKafka(options: UseKafkaOptions = {}): KafkaCheckContext {
-  let admin: Admin | undefined;
-  const topicAdmins = new Map<string, Promise<Admin>>();
-  const topics: string[] = [];
-  const groups: string[] = [];
-  const afterTest: Array<() => Promise<unknown>> = [];
-
-  async function runCleanups(): Promise<void> {
-    const stops = afterTest.splice(0).reverse();
-    const results = await Promise.allSettled(stops.map((stop) => stop()));
-    for (const result of results) {
-      if (result.status === 'rejected') console.warn('[kafka check] cleanup failed:', result.reason);
-    }
-  }
-
-  beforeAll(async () => {
-    admin = checkKafka('course-check-admin').admin();
-    await admin.connect();
-  });
-
-  if (!options.concurrent) afterEach(runCleanups);
-
-  afterAll(async () => {
-    await runCleanups();
-    const perTopic = await Promise.allSettled(topicAdmins.values());
-    await Promise.allSettled(perTopic.map((result) => (result.status === 'fulfilled' ? result.value.disconnect() : undefined)));
-    if (!admin) return;
-    try {
-      if (groups.length > 0) await admin.deleteGroups(groups).catch(() => undefined);
-      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 5_000 }).catch(() => undefined);
-    } finally {
-      await admin.disconnect();
-    }
-  });
-
-  function requireAdmin(): Admin {
-    if (!admin) throw new Error('the Kafka admin client is only available inside tests (useKafka() connects it in beforeAll)');
-    return admin;
-  }
-
-  const context: KafkaCheckContext = {
-    get admin() {
-      return requireAdmin();
-    },
-
-    adminFor(topic) {
-      let connected = topicAdmins.get(topic);
-      if (!connected) {
-        const topicAdmin = checkKafka('course-check-admin').admin();
-        connected = topicAdmin.connect().then(() => topicAdmin);
-        topicAdmins.set(topic, connected);
-      }
-      return connected;
-    },
-
-    client: (clientId) => checkKafka(clientId),
-
-    async createTopic(prefix, partitions) {
-      const topic = uniqueName(prefix);
-      topics.push(topic);
-      await (await context.adminFor(topic)).createTopics({
-        topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-        waitForLeaders: true,
-      });
-      return topic;
-    },
-
-    groupId(prefix) {
-      const id = uniqueName(prefix);
-      groups.push(id);
-      return id;
-    },
-
-    async producer() {
-      const producer = checkKafka('course-check-producer').producer({
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false,
-      });
-      await producer.connect();
-      afterTest.push(() => producer.disconnect());
-      return producer;
-    },
-
-    cleanup(stop) {
-      afterTest.push(stop);
-    },
-
-    async committedOffsets(groupId, topic) {
-      const [entry] = await (await context.adminFor(topic)).fetchOffsets({ groupId, topics: [topic] });
-      return new Map((entry?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-    },
-
-    async latestOffsets(topic) {
-      const offsets = await (await context.adminFor(topic)).fetchTopicOffsets(topic);
-      return new Map(offsets.map((p) => [p.partition, Number(p.high)]));
-    },
-
-    async describeGroup(groupId) {
-      const { groups: [group] } = await requireAdmin().describeGroups([groupId]);
-      if (!group) throw new Error(`the broker did not describe group ${groupId}`);
-      return group;
-    },
-
-    async groupMembers(groupId, topic) {
-      const group = await context.describeGroup(groupId);
-      const members = group.members.map((member) => {
-        const decoded = member.memberAssignment.length > 0
-          ? AssignerProtocol.MemberAssignment.decode(member.memberAssignment)
-          : null;
-        const partitions = [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b);
-        return { clientId: member.clientId, memberId: member.memberId, partitions };
-      });
-      return { state: group.state, members };
-    },
-
-    async readMessages(topic, count, timeoutMs = 8_000) {
-      const consumer: Consumer = checkKafka('course-check-reader').consumer({
-        groupId: context.groupId('check-reader'),
-        ...CHECK_GROUP_TIMINGS,
-      });
-      const read: ReadMessage[] = [];
-      try {
-        await consumer.connect();
-        await consumer.subscribe({ topic, fromBeginning: true });
-        await consumer.run({ eachMessage: async ({ partition, message }) => void read.push({ ...message, partition }) });
-        await vi.waitFor(
-          () => {
-            if (read.length < count) throw new Error(`read ${read.length} of ${count} messages from ${topic}`);
-          },
-          { timeout: timeoutMs, interval: 50 },
-        );
-        return read;
-      } finally {
-        await consumer.disconnect();
-      }
-    },
-  };
-  return context;
+export function useKafka(): KafkaTestKit & { readonly adminClient: Promise<Admin> } {
+  const kit = new KafkaTestKit();
+  afterAll(() => kit.teardown());
+  return Object.assign(kit, { get adminClient() { return kit.admin(); } });
 }
 
 /** Sends messages to a topic and waits for every replica to have them. */

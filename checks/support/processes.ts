@@ -3,6 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { afterAll } from 'vitest';
+import { freePort } from '../../infra/net.ts';
 import { lessonFile } from './lesson.ts';
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -120,6 +121,78 @@ export function startLessonProcess(slug: string, file: string, options: StartOpt
   const pidFile = process.env.COURSE_PID_FILE;
   if (pidFile && child.pid) appendFileSync(pidFile, `${child.pid}\n`);
   return lessonProcess;
+}
+
+export interface HttpStartOptions extends StartOptions {
+  /** The path that answers once the service is ready (any status below 500). Default: /health. */
+  readyPath?: string;
+  timeoutMs?: number;
+}
+
+/** A lesson HTTP service: its process, the free port it was given (PORT), and its base URL. */
+export interface HttpService {
+  process: LessonProcess;
+  port: number;
+  url: string;
+}
+
+/**
+ * The lesson processes one test starts: stopped newest first after the test (before the brokers
+ * and schemas they use are removed), with one combined log of all of them for failure messages.
+ */
+export class ProcessGroup {
+  private readonly started: LessonProcess[] = [];
+
+  /** Starts `<slug>/<file>` of the code under grading with tsx. */
+  start(slug: string, file: string, options: StartOptions = {}): LessonProcess {
+    const started = startLessonProcess(slug, file, options);
+    this.started.push(started);
+    return started;
+  }
+
+  /**
+   * Starts an HTTP service on a free port (passed as PORT) and waits until `readyPath` answers.
+   * Fails at once when the process exits or reports a TODO, and at the deadline with its output.
+   */
+  async startHttp(slug: string, file: string, options: HttpStartOptions = {}): Promise<HttpService> {
+    const port = await freePort();
+    const started = this.start(slug, file, { ...options, env: { ...options.env, PORT: String(port) } });
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+    const readyUrl = `${url}${options.readyPath ?? '/health'}`;
+    for (;;) {
+      const todo = /\bTODO: ([\w.]+)/.exec(started.output());
+      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      try {
+        const response = await fetch(readyUrl, { signal: AbortSignal.timeout(1_000) });
+        if (response.status < 500) return { process: started, port, url };
+      } catch {
+        // Not listening yet.
+      }
+      if (!started.running || Date.now() > deadline) {
+        const state = started.running ? 'it is still running' : 'it exited';
+        throw new Error(`${started.name} never answered ${readyUrl} (${state}).\nIts output was:\n${outputTail(started.output()) || '  (nothing)'}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** The processes started so far, oldest first. */
+  get all(): readonly LessonProcess[] {
+    return this.started;
+  }
+
+  /** What every process printed, each under its name: for a failure message. */
+  combinedLog(): string {
+    return this.started
+      .map((p) => `${p.name}${p.running ? '' : ' (exited)'}:\n${outputTail(p.output()) || '  (nothing)'}`)
+      .join('\n');
+  }
+
+  /** Stops every process, newest first (a gateway before the services behind it). */
+  async teardown(): Promise<void> {
+    for (const started of this.started.splice(0).reverse()) await started.stop();
+  }
 }
 
 function describeExit(exit: ProcessExit): string {

@@ -1,43 +1,74 @@
 import { Redis } from 'ioredis';
 import { outputTail, type LessonProcess } from './processes.ts';
+import { uniqueName } from './names.ts';
 import { serviceUrl } from './services.ts';
 
 /**
- * The Redis connections a check opens and the keys it creates. Call `teardown()` in afterEach
- * (after stopping the processes that use those keys): every key is deleted and every connection
- * closed, whether the test passed or not.
+ * The Redis connections a test opens and the keys it creates. Every key under the test's prefix
+ * (`prefix`, unique to the test) and every key or pattern named with deleteAfterTest() is deleted
+ * and every connection closed after the test (after the processes that use them have stopped),
+ * whether it passed or not. Give learner code names built with key() or prefix (bull: the queue's
+ * `prefix` option), and nothing the test made survives it.
  */
 export class RedisTestKit {
+  readonly prefix: string;
   private readonly clients = new Set<Redis>();
   private readonly keys = new Set<string>();
+  private readonly patterns = new Set<string>();
 
-  /** A new connection to the Redis the lesson declared, closed at teardown. */
+  constructor(private readonly url: () => string = () => serviceUrl('redis'), prefix = uniqueName('check')) {
+    this.prefix = prefix;
+  }
+
+  /** A key (or channel, stream, queue name) under the test's prefix: "<prefix>:<name>". */
+  key(name: string): string {
+    return `${this.prefix}:${name}`;
+  }
+
+  /** A new connection to the Redis the lesson declared, closed after the test. */
   connect(): Redis {
-    const client = new Redis(serviceUrl('redis'), { maxRetriesPerRequest: 3 });
+    const client = new Redis(this.url(), { maxRetriesPerRequest: 3 });
+    client.on('error', () => {});
     this.clients.add(client);
     return client;
   }
 
-  /** Keys (streams, hashes, lists) to delete at teardown. */
+  /** Keys (streams, hashes, lists) outside the prefix to delete after the test; `*` patterns allowed. */
   deleteAfterTest(...keys: string[]): void {
-    for (const key of keys) this.keys.add(key);
+    for (const key of keys) (key.includes('*') ? this.patterns : this.keys).add(key);
   }
 
   async teardown(): Promise<void> {
     const clients = [...this.clients];
-    const keys = [...this.keys];
     this.clients.clear();
+    const patterns = [`${this.prefix}*`, ...this.patterns];
+    const keys = [...this.keys];
     this.keys.clear();
-    if (keys.length > 0) {
-      const admin = new Redis(serviceUrl('redis'), { maxRetriesPerRequest: 3 });
-      try {
-        await admin.del(...keys);
-      } finally {
-        await close(admin);
-      }
+    this.patterns.clear();
+    const admin = new Redis(this.url(), { maxRetriesPerRequest: 1, retryStrategy: () => null });
+    admin.on('error', () => {});
+    try {
+      for (const pattern of patterns) keys.push(...(await scanKeys(admin, pattern)));
+      if (keys.length > 0) await admin.del(...keys);
+    } catch {
+      // Redis is gone (a private instance already stopped): nothing left to delete.
+    } finally {
+      await close(admin);
     }
     await Promise.all(clients.map(close));
   }
+}
+
+/** Every key matching a pattern, found with SCAN (never KEYS, which blocks a shared server). */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    found.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return found;
 }
 
 async function close(client: Redis): Promise<void> {

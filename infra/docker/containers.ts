@@ -1,5 +1,5 @@
 import type { StartedTestContainer } from 'testcontainers';
-import type { ServiceName } from '../services.ts';
+import { SERVICES, type ServiceName } from '../services.ts';
 import { startKafkaContainer } from './kafka.ts';
 
 /**
@@ -7,13 +7,6 @@ import { startKafkaContainer } from './kafka.ts';
  * after the test run, and the next run with the same definition gets it back instead of starting
  * another (Testcontainers matches them by a hash of the definition).
  */
-
-export const IMAGES: Record<ServiceName, string> = {
-  redis: 'redis:7.4-alpine',
-  rabbitmq: 'rabbitmq:3.13-management-alpine',
-  kafka: 'apache/kafka:3.9.1',
-  postgres: 'postgres:16-alpine',
-};
 
 /** Every container the course starts carries this label, with the service as its value. */
 export const SERVICE_LABEL = 'org.event-driven-course.service';
@@ -23,30 +16,29 @@ export interface CourseContainer {
   container: StartedTestContainer;
 }
 
-export const AMQP_PORT = 5672;
-
-export function amqpUrl(container: StartedTestContainer): string {
-  return `amqp://guest:guest@${container.getHost()}:${container.getMappedPort(AMQP_PORT)}`;
+/** The service's URL at the container's mapped port. */
+export function containerUrl(service: ServiceName, container: StartedTestContainer): string {
+  return SERVICES[service].urlFor(container.getHost(), container.getMappedPort(SERVICES[service].containerPort));
 }
 
 const starters: Record<ServiceName, () => Promise<CourseContainer>> = {
   async redis() {
     const { RedisContainer } = await import('@testcontainers/redis');
-    const container = await new RedisContainer(IMAGES.redis).withLabels({ [SERVICE_LABEL]: 'redis' }).withReuse().start();
+    const container = await new RedisContainer(SERVICES.redis.image).withLabels({ [SERVICE_LABEL]: 'redis' }).withReuse().start();
     return { url: container.getConnectionUrl(), container };
   },
   async rabbitmq() {
     const { RabbitMQContainer } = await import('@testcontainers/rabbitmq');
-    const container = await new RabbitMQContainer(IMAGES.rabbitmq)
+    const container = await new RabbitMQContainer(SERVICES.rabbitmq.image)
       .withLabels({ [SERVICE_LABEL]: 'rabbitmq' })
       .withStartupTimeout(120_000)
       .withReuse()
       .start();
-    return { url: amqpUrl(container), container };
+    return { url: containerUrl('rabbitmq', container), container };
   },
   async postgres() {
     const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
-    const container = await new PostgreSqlContainer(IMAGES.postgres)
+    const container = await new PostgreSqlContainer(SERVICES.postgres.image)
       .withUsername('postgres')
       .withPassword('postgres')
       .withDatabase('postgres')
@@ -57,7 +49,7 @@ const starters: Record<ServiceName, () => Promise<CourseContainer>> = {
       .start();
     return { url: container.getConnectionUri(), container };
   },
-  kafka: () => startKafkaContainer({ [SERVICE_LABEL]: 'kafka' }, IMAGES.kafka),
+  kafka: () => startKafkaContainer({ [SERVICE_LABEL]: 'kafka' }, SERVICES.kafka.image),
 };
 
 export function startCourseContainer(service: ServiceName): Promise<CourseContainer> {

@@ -14,7 +14,8 @@ const START_SCRIPT = '/tmp/course-kafka-start.sh';
 const SCRIPT_READY = '/tmp/course-kafka-start.ready';
 const WAITING_MESSAGE = 'waiting for the course start script';
 
-const ENVIRONMENT: Record<string, string> = {
+/** The KRaft single-node settings every course Kafka container runs with. */
+export const KAFKA_CONTAINER_ENVIRONMENT: Record<string, string> = {
   CLUSTER_ID: 'egXnB4yNkpFDoAJ8NoIycQ',
   KAFKA_NODE_ID: '1',
   KAFKA_PROCESS_ROLES: 'broker,controller',
@@ -54,7 +55,7 @@ export async function startKafkaContainer(labels: Record<string, string>, image:
   for (let attempt = 1; ; attempt += 1) {
     const container = await new GenericContainer(image)
       .withExposedPorts(CLIENT_PORT)
-      .withEnvironment(ENVIRONMENT)
+      .withEnvironment(KAFKA_CONTAINER_ENVIRONMENT)
       .withCommand([
         'sh',
         '-c',

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertPortsFree } from '../net.ts';
 import { probeKafka, waitUntilReady } from '../probes.ts';
+import { SERVICES } from '../services.ts';
 import { installPackages } from './packages.ts';
 import { displayPath, serviceDir } from './paths.ts';
 import { isAlive, livePidFromFile, stopProcess } from './processes.ts';
@@ -179,7 +180,7 @@ export async function startKafkaNode(node: KafkaNode, libsDir: string, timeoutMs
     { cwd: node.dir, logFile: join(logsDir, 'kafka.out') },
   );
   writeFileSync(pidFile(node), `${pid}\n`);
-  await waitUntilReady(() => probeKafka(`127.0.0.1:${node.port}`), {
+  await waitUntilReady(() => probeKafka(SERVICES.kafka.urlFor('127.0.0.1', node.port)), {
     what: `Kafka on 127.0.0.1:${node.port}`,
     timeoutMs,
     logFile: `${displayPath(kafkaLogFile(node))} (JVM output: ${displayPath(join(logsDir, 'kafka.out'))})`,

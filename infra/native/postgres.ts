@@ -2,6 +2,7 @@ import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, unlinkSy
 import { join } from 'node:path';
 import { assertPortsFree } from '../net.ts';
 import { probePostgres, waitUntilReady } from '../probes.ts';
+import { SERVICES } from '../services.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, launch, runChecked, tailOfFile } from './system.ts';
@@ -40,7 +41,7 @@ export function postgresUser(): string | undefined {
 }
 
 export function postgresUrl(port: number): string {
-  return `postgres://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  return SERVICES.postgres.urlFor('127.0.0.1', port);
 }
 
 export function postgresLogFile(node: PostgresNode): string {

@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertPortsFree } from '../net.ts';
 import { probeRabbitMq, waitUntilReady } from '../probes.ts';
+import { SERVICES } from '../services.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
 import { isAlive, livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, spawnDetached, tailOfFile } from './system.ts';
@@ -41,7 +42,7 @@ export function rabbitmqUser(): string | undefined {
 }
 
 export function rabbitUrl(port: number): string {
-  return `amqp://guest:guest@127.0.0.1:${port}`;
+  return SERVICES.rabbitmq.urlFor('127.0.0.1', port);
 }
 
 export function rabbitLogFile(node: RabbitNode): string {

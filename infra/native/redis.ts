@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { assertPortsFree } from '../net.ts';
 import { probeRedis, waitUntilReady } from '../probes.ts';
+import { SERVICES } from '../services.ts';
 import { displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, launch, tailOfFile } from './system.ts';
@@ -62,7 +63,7 @@ export async function startRedisNode(node: RedisNode, timeoutMs = 30_000): Promi
   if (code !== 0) {
     throw new Error(`redis-server exited with ${code}:\n${tailOfFile(launcherLog)}${tailOfFile(logFile)}\nIts log: ${displayPath(logFile)}`);
   }
-  await waitUntilReady(() => probeRedis(`redis://127.0.0.1:${node.port}`), {
+  await waitUntilReady(() => probeRedis(SERVICES.redis.urlFor('127.0.0.1', node.port)), {
     what: `Redis on 127.0.0.1:${node.port}`,
     timeoutMs,
     logFile: displayPath(logFile),

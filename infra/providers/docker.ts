@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { IMAGES, SERVICE_LABEL, startCourseContainer } from '../docker/containers.ts';
+import { SERVICE_LABEL, startCourseContainer } from '../docker/containers.ts';
 import { withStartLock } from '../native/lock.ts';
 import { isPortOpen } from '../net.ts';
 import { PROBES, waitUntilReady } from '../probes.ts';
@@ -111,7 +111,7 @@ export async function startContainer(service: ServiceName): Promise<ServiceEndpo
     service,
     url,
     provider: 'docker',
-    detail: `container ${container.getId().slice(0, 12)}, ${IMAGES[service]}, kept for the next run`,
+    detail: `container ${container.getId().slice(0, 12)}, ${SERVICES[service].image}, kept for the next run`,
   };
 }
 
@@ -124,21 +124,6 @@ export interface CourseContainerInfo {
   url: string | undefined;
 }
 
-const CONTAINER_PORTS: Record<ServiceName, number> = { redis: 6379, rabbitmq: 5672, kafka: 9092, postgres: 5432 };
-
-function containerUrl(service: ServiceName, host: string, port: number): string {
-  switch (service) {
-    case 'redis':
-      return `redis://${host}:${port}`;
-    case 'rabbitmq':
-      return `amqp://guest:guest@${host}:${port}`;
-    case 'kafka':
-      return `${host}:${port}`;
-    case 'postgres':
-      return `postgres://postgres:postgres@${host}:${port}/postgres`;
-  }
-}
-
 /** The containers the course started (by label), running or not. Never others. */
 export async function listCourseContainers(): Promise<CourseContainerInfo[]> {
   const { getContainerRuntimeClient } = await import('testcontainers');
@@ -148,8 +133,8 @@ export async function listCourseContainers(): Promise<CourseContainerInfo[]> {
   for (const info of all) {
     const service = info.Labels?.[SERVICE_LABEL];
     if (service && isServiceName(service)) {
-      const published = info.Ports.find((port) => port.PrivatePort === CONTAINER_PORTS[service] && port.PublicPort);
-      const url = published ? containerUrl(service, client.info.containerRuntime.host, published.PublicPort) : undefined;
+      const published = info.Ports.find((port) => port.PrivatePort === SERVICES[service].containerPort && port.PublicPort);
+      const url = published ? SERVICES[service].urlFor(client.info.containerRuntime.host, published.PublicPort) : undefined;
       found.push({ service, id: info.Id, image: info.Image, running: info.State === 'running', url });
     }
   }

@@ -99,7 +99,7 @@ function benchLesson(lesson: Lesson, endpoints: ServiceEndpoints, runs: number, 
 }
 
 function benchSmoke(service: ServiceName, endpoints: ServiceEndpoints, runs: number, cold: boolean): LessonRow {
-  const file = join('infra', 'smoke', `${service}.test.ts`);
+  const file = join('checks', 'smoke', `${service}.test.ts`);
   const command = ['--import', 'tsx', 'tooling/cli/smoke.ts', service];
   const warm = medianOf(runs, () => {}, () => timeCommand(command));
   const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(file), { COURSE_SERVICES: service }));
@@ -170,7 +170,7 @@ async function main(): Promise<number> {
 
   printHeaderRow();
   const rows = lessons.map((lesson) => printRow(benchLesson(lesson, endpoints, runs, !quick)));
-  const smoke = SERVICE_NAMES.filter((s) => existsSync(join(REPO_ROOT, 'infra', 'smoke', `${s}.test.ts`))).map((s) => printRow(benchSmoke(s, endpoints, runs, !quick)));
+  const smoke = SERVICE_NAMES.filter((s) => existsSync(join(REPO_ROOT, 'checks', 'smoke', `${s}.test.ts`))).map((s) => printRow(benchSmoke(s, endpoints, runs, !quick)));
   const first = lessons.find((lesson) => lesson.services.length === 0);
   const viaNpm = first ? benchThroughNpm(first, runs) : undefined;
   if (viaNpm) {

@@ -1,4 +1,5 @@
-import { removeAbandonedNodes } from '../../infra/native/dedicated-rabbitmq.ts';
+import { removeAbandonedContainers } from '../../infra/docker/dedicated.ts';
+import { removeAbandonedInstances } from '../../infra/native/dedicated.ts';
 import { dockerEngineStatus, removeCourseContainers, restartCourseContainer, listCourseContainers } from '../../infra/providers/docker.ts';
 import { courseInstance, provisionNative, restartNative, stopNative } from '../../infra/providers/native.ts';
 import { ensureServices } from '../../infra/resolve.ts';
@@ -93,11 +94,11 @@ async function down(services: ServiceName[]): Promise<number> {
   for (const service of services) {
     if (!stopped.includes(service)) console.log(dim(`  ${SKIP} ${SERVICES[service].label}: nothing the course started runs on this machine`));
   }
-  if (services.includes('rabbitmq')) {
-    const removed = removeAbandonedNodes(true);
-    if (removed > 0) console.log(`  ${PASS} removed ${removed} dedicated RabbitMQ node${removed === 1 ? '' : 's'} left by checks`);
-  }
+  const removedNodes = removeAbandonedInstances(true);
+  if (removedNodes > 0) console.log(`  ${PASS} removed ${removedNodes} private service instance${removedNodes === 1 ? '' : 's'} kept by checks`);
   if ((await dockerEngineStatus()).available) {
+    const removedContainers = await removeAbandonedContainers(true);
+    if (removedContainers > 0) console.log(`  ${PASS} removed ${removedContainers} private container${removedContainers === 1 ? '' : 's'} left by checks`);
     const ours = (await listCourseContainers()).filter((c) => services.includes(c.service));
     if (ours.length > 0) progress(`removing ${ours.length} course container${ours.length === 1 ? '' : 's'}…`);
     for (const container of await removeCourseContainers(services)) {

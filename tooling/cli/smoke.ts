@@ -24,7 +24,7 @@ async function main(): Promise<number> {
     if (!isServiceName(name)) throw new UsageError(`unknown service "${name}" (valid services: ${SERVICE_NAMES.join(', ')})`);
   }
   const services = (positionals.length > 0 ? positionals : [...SERVICE_NAMES]) as ServiceName[];
-  const files = services.map((service) => join(REPO_ROOT, 'infra', 'smoke', `${service}.test.ts`));
+  const files = services.map((service) => join(REPO_ROOT, 'checks', 'smoke', `${service}.test.ts`));
   for (const file of files) if (!existsSync(file)) throw new Error(`missing smoke check ${file}`);
 
   console.log(bold(`Smoke checks: ${services.map((s) => SERVICES[s].label).join(', ')}`));

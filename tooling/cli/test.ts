@@ -66,7 +66,7 @@ async function unitTests(): Promise<void> {
 }
 
 async function smokeChecks(): Promise<void> {
-  const dir = join(REPO_ROOT, 'infra', 'smoke');
+  const dir = join(REPO_ROOT, 'checks', 'smoke');
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort() : [];
   if (files.length === 0) return;
   section('Service smoke checks');

@@ -1,7 +1,7 @@
 import { connect, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '../../checks/support/names.ts';
-import { serviceUrl } from '../../checks/support/services.ts';
+import { uniqueName } from '../support/names.ts';
+import { serviceUrl } from '../support/services.ts';
 
 /** Smoke check: the RabbitMQ the course uses confirms publishes and delivers to consumers. */
 describe('RabbitMQ smoke check', () => {

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '../../checks/support/names.ts';
-import { serviceUrl } from '../../checks/support/services.ts';
+import { uniqueName } from '../support/names.ts';
+import { serviceUrl } from '../support/services.ts';
 
 /** Smoke check: the Redis the course uses is a real Redis with Streams and consumer groups. */
 describe('Redis smoke check', () => {

@@ -1,7 +1,7 @@
 import { Kafka, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '../../checks/support/names.ts';
-import { serviceUrl } from '../../checks/support/services.ts';
+import { uniqueName } from '../support/names.ts';
+import { serviceUrl } from '../support/services.ts';
 
 /** Smoke check: the Kafka the course uses creates topics and serves consumer groups. */
 describe('Kafka smoke check', () => {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { uniqueName } from '../../checks/support/names.ts';
-import { serviceUrl } from '../../checks/support/services.ts';
+import { uniqueName } from '../support/names.ts';
+import { serviceUrl } from '../support/services.ts';
 
 /** Smoke check: the PostgreSQL the course uses isolates transactions, commits and rolls back. */
 describe('PostgreSQL smoke check', () => {

@@ -1,0 +1,105 @@
+import { test as base } from 'vitest';
+import { DedicatedUnavailableError, startDedicated, type DedicatedInstance } from '../../infra/dedicated.ts';
+import type { ServiceName } from '../../infra/services.ts';
+import { KafkaTestKit } from './kafka.ts';
+import { uniqueName } from './names.ts';
+import { PgTestKit } from './postgres.ts';
+import { ProcessGroup } from './processes.ts';
+import { RabbitScope } from './rabbitmq.ts';
+import { RedisTestKit } from './redis.ts';
+import { serviceUrl } from './services.ts';
+
+/**
+ * The fixtures every check is written with. Each is created when a test first names it and torn
+ * down after that test, pass or fail, so tests stay independent under `describe.concurrent`, and a
+ * test may combine several (a PostgreSQL transaction and a RabbitMQ publish in one requirement):
+ *
+ *   test('an order and its outbox row commit together', async ({ pg, rabbit, procs }) => { … });
+ *
+ * - `pg`: a schema of the test's own (search_path set), with helpers to count rows, read tables,
+ *   apply the lesson's migrations and race transactions on separate connections.
+ * - `redis`: connections, and every key under the test's unique prefix deleted afterwards.
+ * - `rabbit`: connections and channels that never crash the test, queues and exchanges deleted.
+ * - `kafka`: admin clients, unique topics and groups deleted, handler errors of this test only.
+ * - `procs`: lesson processes (and HTTP services on free ports), stopped newest first.
+ * - `own`: a private instance of a service that the test may stop, kill and restart (an outage).
+ *
+ * Teardown runs in reverse order of this list: processes stop first, then private instances go
+ * back, then the brokers' and the database's resources are removed.
+ */
+export interface CheckFixtures {
+  pg: PgTestKit;
+  redis: RedisTestKit;
+  rabbit: RabbitScope;
+  kafka: KafkaTestKit;
+  own: PrivateServices;
+  procs: ProcessGroup;
+  /** A name no other test, run or learner shares (queues, topics, groups, streams, schemas). */
+  unique: (prefix: string) => string;
+}
+
+export interface PrivateServices {
+  /**
+   * Starts (or claims a warm) private instance of the service for this test. Where none can be
+   * started here (no Docker engine, no way to run it natively), the requirement is reported as not
+   * graded here, with the reason, instead of failing.
+   */
+  start(service: ServiceName): Promise<DedicatedInstance>;
+}
+
+export const test = base.extend<CheckFixtures>({
+  unique: async ({}, use) => {
+    await use(uniqueName);
+  },
+  pg: async ({}, use) => {
+    const kit = new PgTestKit(serviceUrl('postgres'));
+    await use(kit);
+    await kit.teardown();
+  },
+  redis: async ({}, use) => {
+    const kit = new RedisTestKit();
+    await use(kit);
+    await kit.teardown();
+  },
+  rabbit: async ({}, use) => {
+    const scope = new RabbitScope(() => serviceUrl('rabbitmq'));
+    await use(scope);
+    await scope.cleanup();
+  },
+  kafka: async ({}, use) => {
+    const kit = new KafkaTestKit();
+    await use(kit);
+    await kit.teardown();
+  },
+  own: async ({ skip }, use) => {
+    const started: DedicatedInstance[] = [];
+    await use({
+      async start(service) {
+        try {
+          const instance = await startDedicated(service, { onProgress: (line) => console.log(`[private ${service}] ${line}`) });
+          started.push(instance);
+          return instance;
+        } catch (error) {
+          if (error instanceof DedicatedUnavailableError) skip(`not graded here: ${error.message}`);
+          throw error;
+        }
+      },
+    });
+    await Promise.allSettled(started.reverse().map((instance) => instance.release()));
+  },
+  procs: async ({ onTestFailed }, use) => {
+    const group = new ProcessGroup();
+    onTestFailed(({ task }) => {
+      const error = task.result?.errors?.[0];
+      if (!error || group.all.length === 0 || error.message.includes('Its output was')) return;
+      error.message += `\nWhat the lesson processes printed:\n${group.combinedLog()}`;
+    });
+    await use(group);
+    await group.teardown();
+  },
+});
+
+/** The same as `test`, for checks that read better with `it`. */
+export const it = test;
+
+export { describe, expect, vi } from 'vitest';
