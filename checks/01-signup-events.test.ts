@@ -1,8 +1,9 @@
+import { gradedFolder } from './support/lesson.ts';
 import { describe, expect, it, vi } from 'vitest';
 import { createSignupApp } from '@lesson/01-signup-events/app.ts';
 import type { UserSignedUp } from '@lesson/01-signup-events/events.ts';
 
-const WHERE = 'lessons/01-signup-events';
+const WHERE = gradedFolder('01-signup-events');
 
 /** Fake collaborators that record what the subscribers asked of them. */
 function recordingDependencies() {

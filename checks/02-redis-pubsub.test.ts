@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '@lesson/02-redis-pubsub/config.ts';
 import type { UserEvent, UserSignedUp } from '@lesson/02-redis-pubsub/events.ts';
@@ -10,7 +11,7 @@ import { RedisTestKit } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '02-redis-pubsub';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 const READY = /ready: subscribed to /;
 /** Redis on the same machine delivers in milliseconds: three seconds is a generous deadline. */
 const DELIVERY = { timeout: 3_000, interval: 20 };

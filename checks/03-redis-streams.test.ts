@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { describe, expect, it, vi } from 'vitest';
 import type { UserSignedUp } from '@lesson/03-redis-streams/events.ts';
 import { appendSignup } from '@lesson/03-redis-streams/producer.ts';
@@ -7,7 +8,7 @@ import { pendingEntries, readStream, RedisTestKit, waitForOutputs } from './supp
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '03-redis-streams';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 /** Generous for work that takes milliseconds on an idle machine: checks may share two busy cores. */
 const DEADLINE = { timeout: 10_000, interval: 25 };
 

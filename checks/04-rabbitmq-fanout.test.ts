@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import type { UserSignedUp } from '@lesson/04-rabbitmq-fanout/events.ts';
@@ -11,7 +12,7 @@ import { CLASSIC_QUEUE, closeConsumerChannel, useRabbitMQ } from './support/rabb
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '04-rabbitmq-fanout';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 const SERVICES = ['email', 'auth-keys', 'audit'] as const;
 const WAIT = { timeout: 5_000, interval: 20 };
 

@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, test, vi } from './support/fixtures.ts';
 import type { UploadJob } from '@lesson/05-rabbitmq-work-queues/jobs.ts';
@@ -10,7 +11,7 @@ import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope, useRabbitMQ } from '.
 import { serviceEnv, serviceUrl } from './support/services.ts';
 
 const SLUG = '05-rabbitmq-work-queues';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 const WAIT = { timeout: 5_000, interval: 20 };
 
 function uploadJob(index: number): UploadJob {

@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { OrderEvent } from '@lesson/06-rabbitmq-routing/orders.ts';
@@ -8,7 +9,7 @@ import { uniqueName } from './support/names.ts';
 import { messageIds, useRabbitMQ } from './support/rabbitmq.ts';
 
 const SLUG = '06-rabbitmq-routing';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 const SUBSCRIBERS: Subscriber[] = ['billing', 'shipping', 'euWarehouse', 'standardDesk', 'expressDesk', 'audit', 'euExpress', 'riskReview'];
 
 /** Topic routing keys the checks publish, and who should receive each. */

@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
 import type { Message } from 'kafkajs';
@@ -12,7 +13,7 @@ import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '07-kafka-basics';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 const kafka = useKafka();
 
 const at = () => new Date().toISOString();

@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from 'vitest';
 import type { Message } from 'kafkajs';
@@ -11,7 +12,7 @@ import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '08-kafka-consumer-groups';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 // The requirements run side by side (each on its own topic and group): most of their time is
 // spent waiting for the broker, not computing.
 const kafka = useKafka();

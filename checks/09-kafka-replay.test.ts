@@ -1,3 +1,4 @@
+import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from 'vitest';
 import { encodeMovement } from '@lesson/09-kafka-replay/codec.ts';
@@ -8,7 +9,7 @@ import type { StockLevels, StockReadModel } from '@lesson/09-kafka-replay/read-m
 import { CHECK_GROUP_TIMINGS, produce, useKafka } from './support/kafka.ts';
 
 const SLUG = '09-kafka-replay';
-const WHERE = `lessons/${SLUG}`;
+const WHERE = gradedFolder(SLUG);
 // Each requirement has its own topic and group; they run side by side.
 const kafka = useKafka();
 
