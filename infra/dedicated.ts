@@ -1,4 +1,5 @@
 import { startDockerDedicated } from './docker/dedicated.ts';
+import { ExpectedError } from './errors.ts';
 import { canProvisionNatively } from './providers/native.ts';
 import { startNativeDedicated } from './native/dedicated.ts';
 import { dockerEngineAvailable } from './providers/docker.ts';
@@ -34,7 +35,7 @@ export interface DedicatedOptions {
 }
 
 /** Raised when no provider here can start a private instance; the requirement is then not graded. */
-export class DedicatedUnavailableError extends Error {
+export class DedicatedUnavailableError extends ExpectedError {
   constructor(readonly service: ServiceName, reason: string) {
     super(`a private ${SERVICES[service].label} cannot be started here: ${reason}`);
     this.name = 'DedicatedUnavailableError';

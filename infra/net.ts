@@ -1,4 +1,5 @@
 import { connect, createServer } from 'node:net';
+import { ServiceError } from './errors.ts';
 
 /** Resolves true when something accepts a TCP connection at host:port within the timeout. */
 export function isPortOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
@@ -39,7 +40,7 @@ export function freePort(): Promise<number> {
 export async function assertPortsFree(ports: readonly number[], what: string): Promise<void> {
   for (const port of ports) {
     if (await isPortOpen('127.0.0.1', port, 300)) {
-      throw new Error(`cannot start ${what}: 127.0.0.1:${port} is already in use by another program`);
+      throw new ServiceError(`cannot start ${what}: 127.0.0.1:${port} is already in use by another program`);
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { ServiceName } from './services.ts';
+import { ServiceError } from './errors.ts';
 
 /**
  * Protocol-level readiness: a service is ready when it answers its own protocol, not when its
@@ -111,10 +112,10 @@ export async function waitUntilReady(probe: () => Promise<void>, options: Readin
       lastError = error instanceof Error ? error.message : String(error);
     }
     if (options.alive && !options.alive()) {
-      throw new Error(`${options.what} stopped while starting (last error: ${lastError}).${logHint}`);
+      throw new ServiceError(`${options.what} stopped while starting (last error: ${lastError}).${logHint}`);
     }
     if (Date.now() > deadline) {
-      throw new Error(
+      throw new ServiceError(
         `${options.what} was not ready after ${Math.round(options.timeoutMs / 1000)} s (last error: ${lastError}).${logHint}`,
       );
     }

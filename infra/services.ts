@@ -1,3 +1,5 @@
+import { ExpectedError } from './errors.ts';
+
 /**
  * The four services the course can grade against, and how each one is addressed.
  * Every other part of the course (runner, checks, providers) speaks in these terms.
@@ -98,7 +100,7 @@ export function describeEndpoint(endpoint: ServiceEndpoint): string {
 }
 
 /** Raised when no provider can serve a service; its message says what was tried and how to fix it. */
-export class ServiceUnavailableError extends Error {
+export class ServiceUnavailableError extends ExpectedError {
   constructor(
     readonly service: ServiceName,
     readonly tried: string,

@@ -1,7 +1,7 @@
 import type { TestProject } from 'vitest/node';
 import { ensureServices } from '../../infra/resolve.ts';
 import { describeEndpoint, endpointEnv, isServiceName, SERVICE_NAMES, ServiceUnavailableError, type ServiceEndpoints, type ServiceName } from '../../infra/services.ts';
-import { send } from '../../tooling/course/ipc-reporter.ts';
+import { PROTOCOL_ENV, sendToRunner as send, underRunner as isUnderRunner } from '../../tooling/course/protocol.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -11,12 +11,12 @@ declare module 'vitest' {
 
 /** The runner names the services of the lessons it grades; a bare `vitest` run gets them all. */
 function requestedServices(): ServiceName[] {
-  const listed = process.env.COURSE_SERVICES;
+  const listed = process.env[PROTOCOL_ENV.services];
   if (listed === undefined) return [...SERVICE_NAMES];
   return listed.split(',').map((s) => s.trim()).filter(isServiceName);
 }
 
-const underRunner = process.env.COURSE_RUNNER === '1';
+const underRunner = isUnderRunner();
 
 function progress(text: string): void {
   if (underRunner) send({ type: 'progress', text });

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { afterAll } from 'vitest';
 import { freePort } from '../../infra/net.ts';
+import { registerPid } from '../../tooling/course/protocol.ts';
 import { lessonFile } from './lesson.ts';
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -118,8 +118,7 @@ export function startLessonProcess(slug: string, file: string, options: StartOpt
   live.add(lessonProcess);
   void lessonProcess.exited.then(() => live.delete(lessonProcess));
   // The runner kills whatever is listed here if a run is cut short (a hang, Ctrl-C).
-  const pidFile = process.env.COURSE_PID_FILE;
-  if (pidFile && child.pid) appendFileSync(pidFile, `${child.pid}\n`);
+  registerPid(child.pid);
   return lessonProcess;
 }
 

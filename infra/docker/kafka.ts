@@ -1,6 +1,7 @@
 import type { StartedTestContainer } from 'testcontainers';
 import { advertisedKafkaBrokers, probeKafka, waitUntilReady } from '../probes.ts';
 import type { CourseContainer } from './containers.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * Apache Kafka (the official apache/kafka image) in KRaft mode. Clients must be told the broker's
@@ -85,7 +86,7 @@ export async function startKafkaContainer(labels: Record<string, string>, image:
     // advertises the old one; clients would then connect once and get lost. Start afresh.
     const advertised = await advertisedKafkaBrokers(url);
     if (advertised.includes(url)) return { url, container };
-    if (attempt > 1) throw new Error(`Kafka in container ${container.getId().slice(0, 12)} advertises ${advertised.join(', ')}, not ${url}`);
+    if (attempt > 1) throw new ServiceError(`Kafka in container ${container.getId().slice(0, 12)} advertises ${advertised.join(', ')}, not ${url}`);
     await container.stop({ remove: true, removeVolumes: true });
   }
 }

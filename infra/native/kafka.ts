@@ -9,6 +9,7 @@ import { installPackages } from './packages.ts';
 import { displayPath, serviceDir } from './paths.ts';
 import { isAlive, livePidFromFile, stopProcess } from './processes.ts';
 import { findExecutable, runChecked, spawnDetached } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * Apache Kafka without Docker: the broker's jars from Maven Central (resolved once with Maven),
@@ -71,9 +72,9 @@ export async function ensureKafkaJars(progress: (message: string) => void = () =
     ],
     { timeoutMs: 15 * 60_000 },
   ).catch((error: Error) => {
-    throw new Error(`could not fetch the Kafka jars with Maven (is Maven Central reachable?)\n${error.message}`);
+    throw new ServiceError(`could not fetch the Kafka jars with Maven (is Maven Central reachable?)\n${error.message}`);
   });
-  if (!jarsPresent(partial)) throw new Error(`Maven finished but ${MARKER_JARS.join(', ')} are missing from ${partial}`);
+  if (!jarsPresent(partial)) throw new ServiceError(`Maven finished but ${MARKER_JARS.join(', ')} are missing from ${partial}`);
   rmSync(libsDir, { recursive: true, force: true });
   renameSync(partial, libsDir);
   return libsDir;
@@ -141,7 +142,7 @@ function newClusterId(): string {
 /** Formats the log directory (once) and starts the broker; resolves when clients can use it. */
 export async function startKafkaNode(node: KafkaNode, libsDir: string, timeoutMs = 120_000): Promise<void> {
   const java = findExecutable('java');
-  if (!java) throw new Error('Java is not installed (apt-get install default-jre-headless)');
+  if (!java) throw new ServiceError('Java is not installed (apt-get install default-jre-headless)');
   await assertPortsFree([node.port, node.controllerPort], 'Kafka');
   const dataDir = join(node.dir, 'data');
   const logsDir = join(node.dir, 'logs');

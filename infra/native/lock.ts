@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isAlive } from './processes.ts';
 import { servicesRoot } from './paths.ts';
 import { sleep } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * One course process at a time installs or starts services: two check runs started together on a
@@ -30,7 +31,7 @@ export async function waitForOtherStarter(progress: (message: string) => void): 
   for (let pid = otherStarterPid(); pid !== undefined; pid = otherStarterPid()) {
     if (!announced) progress(`waiting for another course process (pid ${pid}) that is starting services…`);
     announced = true;
-    if (Date.now() > deadline) throw new Error(`process ${pid} has been starting services for 15 minutes; stop it and retry`);
+    if (Date.now() > deadline) throw new ServiceError(`process ${pid} has been starting services for 15 minutes; stop it and retry`);
     await sleep(250);
   }
 }
@@ -71,7 +72,7 @@ async function acquire(progress: (message: string) => void): Promise<void> {
       progress(`waiting for another course process (pid ${owner}) that is starting services…`);
       announced = true;
     }
-    if (Date.now() > deadline) throw new Error(`another course process holds ${lockFile()}; stop it or delete the file`);
+    if (Date.now() > deadline) throw new ServiceError(`another course process holds ${lockFile()}; stop it or delete the file`);
     await sleep(250);
   }
 }

@@ -2,6 +2,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { displayPath, servicesRoot } from './paths.ts';
 import { findExecutable, isDebian, isRoot, run, tail } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /** Debian packages: checked by the files they provide, installed in one apt-get run. */
 
@@ -19,7 +20,7 @@ export async function canInstallPackages(): Promise<boolean> {
 export async function installPackages(packages: readonly string[], progress: (message: string) => void): Promise<void> {
   if (packages.length === 0) return;
   if (!(await canInstallPackages())) {
-    throw new Error(
+    throw new ServiceError(
       `${packages.join(', ')} ${packages.length === 1 ? 'is' : 'are'} not installed, and this machine cannot install Debian packages ` +
         `without a password.\nInstall ${packages.length === 1 ? 'it' : 'them'}: sudo apt-get install -y ${packages.join(' ')}`,
     );
@@ -69,7 +70,7 @@ async function unknownPackages(packages: readonly string[]): Promise<string[]> {
 
 function fail(what: string, output: string, log: string[]): never {
   const path = saveLog(log);
-  throw new Error(`${what} failed:\n${tail(output)}\nFull output: ${displayPath(path)}`);
+  throw new ServiceError(`${what} failed:\n${tail(output)}\nFull output: ${displayPath(path)}`);
 }
 
 function saveLog(log: string[]): string {

@@ -3,6 +3,7 @@ import { chownSync, lstatSync, mkdirSync, realpathSync, rmdirSync, symlinkSync }
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accountIds, run } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -60,7 +61,7 @@ export async function prepareSubdir(parent: string, name: string, user?: string)
 
 export async function chownTo(path: string, user: string): Promise<void> {
   const ids = await accountIds(user);
-  if (!ids) throw new Error(`the system account "${user}" does not exist (is its Debian package installed?)`);
+  if (!ids) throw new ServiceError(`the system account "${user}" does not exist (is its Debian package installed?)`);
   chownSync(path, ids.uid, ids.gid);
 }
 

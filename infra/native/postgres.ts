@@ -6,6 +6,7 @@ import { SERVICES } from '../services.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, launch, runChecked, tailOfFile } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * PostgreSQL from the Debian package, as a cluster of our own (initdb + pg_ctl) rather than the
@@ -92,7 +93,7 @@ async function initCluster(node: PostgresNode, bin: string, dataDir: string): Pr
 
 export async function startPostgresNode(node: PostgresNode, timeoutMs = 60_000): Promise<void> {
   const bin = postgresBinDir();
-  if (!bin) throw new Error(`PostgreSQL is not installed (apt-get install ${POSTGRES_PACKAGE})`);
+  if (!bin) throw new ServiceError(`PostgreSQL is not installed (apt-get install ${POSTGRES_PACKAGE})`);
   await assertPortsFree([node.port], 'PostgreSQL');
   await prepareSubdir(node.dir, 'logs', node.user);
   const dataDir = join(node.dir, 'data');
@@ -101,7 +102,7 @@ export async function startPostgresNode(node: PostgresNode, timeoutMs = 60_000):
 
   const major = readFileSync(versionFile, 'utf8').trim();
   if (!bin.includes(`/${major}/`) && existsSync('/usr/lib/postgresql')) {
-    throw new Error(
+    throw new ServiceError(
       `the course's PostgreSQL data in ${displayPath(dataDir)} is from version ${major}, but ${bin} is installed. ` +
         'Delete that directory (it holds only course data) and run again.',
     );
@@ -112,7 +113,7 @@ export async function startPostgresNode(node: PostgresNode, timeoutMs = 60_000):
   const launcherLog = join(node.dir, 'logs', 'pg_ctl.log');
   const code = await launch(command, args, { logFile: launcherLog, cwd: node.dir });
   if (code !== 0) {
-    throw new Error(`pg_ctl start failed (exit ${code}):\n${tailOfFile(launcherLog)}\n${tailOfFile(logFile)}\nIts log: ${displayPath(logFile)}`);
+    throw new ServiceError(`pg_ctl start failed (exit ${code}):\n${tailOfFile(launcherLog)}\n${tailOfFile(logFile)}\nIts log: ${displayPath(logFile)}`);
   }
   await waitUntilReady(() => probePostgres(postgresUrl(node.port)), {
     what: `PostgreSQL on 127.0.0.1:${node.port}`,

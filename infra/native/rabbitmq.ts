@@ -7,6 +7,7 @@ import { SERVICES } from '../services.ts';
 import { chownTo, displayPath, prepareSubdir } from './paths.ts';
 import { isAlive, livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, spawnDetached, tailOfFile } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * RabbitMQ from the Debian package, run as a node of our own: its own name, data, logs, Erlang
@@ -108,7 +109,7 @@ function nodeEnvironment(node: RabbitNode): Record<string, string> {
  */
 export async function startRabbitNode(node: RabbitNode, timeoutMs = 90_000): Promise<void> {
   const server = rabbitmqServerPath();
-  if (!server) throw new Error(`RabbitMQ is not installed (apt-get install ${RABBITMQ_PACKAGE})`);
+  if (!server) throw new ServiceError(`RabbitMQ is not installed (apt-get install ${RABBITMQ_PACKAGE})`);
   await assertPortsFree([node.port, node.distPort], `RabbitMQ node ${node.name}`);
   await prepareNode(node);
   const logFile = rabbitLogFile(node);
@@ -125,7 +126,7 @@ export async function startRabbitNode(node: RabbitNode, timeoutMs = 90_000): Pro
     });
   } catch (error) {
     const console = tailOfFile(startupLog);
-    throw new Error(`${error instanceof Error ? error.message : String(error)}${console ? `\n${console}` : ''}`);
+    throw new ServiceError(`${error instanceof Error ? error.message : String(error)}${console ? `\n${console}` : ''}`);
   }
 }
 

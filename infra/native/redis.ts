@@ -5,6 +5,7 @@ import { SERVICES } from '../services.ts';
 import { displayPath, prepareSubdir } from './paths.ts';
 import { livePidFromFile, stopProcess } from './processes.ts';
 import { commandAs, findExecutable, isRoot, launch, tailOfFile } from './system.ts';
+import { ServiceError } from '../errors.ts';
 
 /** Redis from the Debian package, as a daemon of our own with its data and log in its directory. */
 
@@ -39,7 +40,7 @@ export function redisPid(node: RedisNode): number | undefined {
 
 export async function startRedisNode(node: RedisNode, timeoutMs = 30_000): Promise<void> {
   const server = redisServerPath();
-  if (!server) throw new Error(`Redis is not installed (apt-get install ${REDIS_PACKAGE})`);
+  if (!server) throw new ServiceError(`Redis is not installed (apt-get install ${REDIS_PACKAGE})`);
   await assertPortsFree([node.port], 'Redis');
   const dataDir = await prepareSubdir(node.dir, 'data', node.user);
   await prepareSubdir(node.dir, 'logs', node.user);
@@ -61,7 +62,7 @@ export async function startRedisNode(node: RedisNode, timeoutMs = 30_000): Promi
   const launcherLog = join(node.dir, 'logs', 'launcher.log');
   const code = await launch(command, args, { logFile: launcherLog, cwd: dataDir });
   if (code !== 0) {
-    throw new Error(`redis-server exited with ${code}:\n${tailOfFile(launcherLog)}${tailOfFile(logFile)}\nIts log: ${displayPath(logFile)}`);
+    throw new ServiceError(`redis-server exited with ${code}:\n${tailOfFile(launcherLog)}${tailOfFile(logFile)}\nIts log: ${displayPath(logFile)}`);
   }
   await waitUntilReady(() => probeRedis(SERVICES.redis.urlFor('127.0.0.1', node.port)), {
     what: `Redis on 127.0.0.1:${node.port}`,

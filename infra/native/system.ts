@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { ServiceError } from '../errors.ts';
 
 /**
  * Running programs for native services: always an executable plus an argument list, never a
@@ -54,7 +55,7 @@ export function run(command: string, args: readonly string[], options: RunOption
 export async function runChecked(command: string, args: readonly string[], options: RunOptions = {}): Promise<string> {
   const result = await run(command, args, options);
   if (result.code !== 0) {
-    throw new Error(`\`${[command, ...args].join(' ')}\` failed (exit ${result.code ?? 'none'}):\n${tail(result.output)}`);
+    throw new ServiceError(`\`${[command, ...args].join(' ')}\` failed (exit ${result.code ?? 'none'}):\n${tail(result.output)}`);
   }
   return result.output;
 }

@@ -6,6 +6,7 @@ import { isDebian } from '../native/system.ts';
 import { isPortOpen } from '../net.ts';
 import { PROBES } from '../probes.ts';
 import { SERVICE_NAMES, SERVICES, type ServiceEndpoint, type ServiceEndpoints, type ServiceName } from '../services.ts';
+import { ServiceError } from '../errors.ts';
 
 /**
  * Provider 3: services on this machine. One already listening on the service's usual port is
@@ -75,7 +76,7 @@ export function provisionNative(services: readonly ServiceName[], progress: (mes
         }
       }),
     );
-    if (failures.length > 0) throw new Error(failures.join('\n'));
+    if (failures.length > 0) throw new ServiceError(failures.join('\n'));
     return endpoints;
   });
 }
@@ -104,7 +105,7 @@ async function adoptListening(service: ServiceName): Promise<ServiceEndpoint> {
   try {
     await PROBES[service](spec.url);
   } catch (error) {
-    throw new Error(
+    throw new ServiceError(
       `${spec.host}:${spec.port} is taken by a program that does not answer as the course expects at ${spec.url} ` +
         `(${error instanceof Error ? error.message : String(error)}). ` +
         `Stop that program, or set ${spec.envVar} to a ${spec.label} the course can use.`,
@@ -127,7 +128,7 @@ export function restartNative(service: ServiceName, progress: (message: string) 
   return withStartLock(progress, async () => {
     const course = COURSE_SERVICES[service];
     if (course.pid() === undefined) {
-      throw new Error(`${SERVICES[service].label} on its usual port was not started by the course, so the course will not restart it`);
+      throw new ServiceError(`${SERVICES[service].label} on its usual port was not started by the course, so the course will not restart it`);
     }
     progress(`stopping ${SERVICES[service].label}…`);
     await course.stop();

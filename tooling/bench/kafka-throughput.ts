@@ -3,8 +3,21 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
-import type { OrderPlaced } from '../../solutions/07-kafka-basics/events.ts';
-import { OrderEventPublisher } from '../../solutions/07-kafka-basics/order-publisher.ts';
+import { pathToFileURL } from 'node:url';
+import type { OrderPlaced } from '../../lessons/07-kafka-basics/events.ts';
+import type { OrderEventPublisher as Publisher } from '../../lessons/07-kafka-basics/order-publisher.ts';
+import { SOLUTIONS_DIR, targetRoot } from '../course/paths.ts';
+import { PROTOCOL_ENV } from '../course/protocol.ts';
+
+/**
+ * The producer measured is lesson 07's, taken through the same switch as the checks: the reference
+ * solution by default, or whatever COURSE_TARGET_ROOT names (a learner's lessons/, for example).
+ */
+async function loadPublisher(): Promise<typeof Publisher> {
+  const root = process.env[PROTOCOL_ENV.targetRoot] ? targetRoot() : SOLUTIONS_DIR;
+  const module = (await import(pathToFileURL(join(root, '07-kafka-basics', 'order-publisher.ts')).href)) as { OrderEventPublisher: typeof Publisher };
+  return module.OrderEventPublisher;
+}
 
 const run = promisify(execFile);
 
@@ -63,6 +76,7 @@ export async function measureKafkaThroughput(options: KafkaThroughputOptions): P
 
 async function timeReferenceProducer(kafka: Kafka, topic: string, count: number, size: number): Promise<number> {
   const events = ordersOfSize(count, size);
+  const OrderEventPublisher = await loadPublisher();
   const publisher = new OrderEventPublisher(kafka, topic);
   await publisher.connect();
   try {

@@ -8,6 +8,7 @@ import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { findLesson } from '../course/lookup.ts';
 import { loadLessons, type Lesson } from '../course/manifest.ts';
 import { REPO_ROOT } from '../course/paths.ts';
+import { PROTOCOL_ENV } from '../course/protocol.ts';
 import { bringUpServices } from '../course/services-ui.ts';
 import { bold, dim, FAIL, PASS } from '../course/ui.ts';
 import type { ServiceEndpoints, ServiceName } from '../../infra/services.ts';
@@ -86,7 +87,7 @@ interface LessonRow {
 }
 
 function benchLesson(lesson: Lesson, endpoints: ServiceEndpoints, runs: number, cold: boolean): LessonRow {
-  const env = { COURSE_TARGET_ROOT: 'solutions', COURSE_SERVICES: lesson.services.join(',') };
+  const env = { [PROTOCOL_ENV.targetRoot]: 'solutions', [PROTOCOL_ENV.services]: lesson.services.join(',') };
   const warm = medianOf(runs, () => {}, () => timeCommand(runnerCommand(lesson)));
   const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(lesson.checkFile), env));
   let coldRun: { seconds: number; ok: boolean } | undefined;
@@ -102,7 +103,7 @@ function benchSmoke(service: ServiceName, endpoints: ServiceEndpoints, runs: num
   const file = join('checks', 'smoke', `${service}.test.ts`);
   const command = ['--import', 'tsx', 'tooling/cli/smoke.ts', service];
   const warm = medianOf(runs, () => {}, () => timeCommand(command));
-  const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(file), { COURSE_SERVICES: service }));
+  const direct = medianOf(runs, () => {}, () => timeCommand(vitestCommand(file), { [PROTOCOL_ENV.services]: service }));
   const coldRun = cold && stopServices([service], endpoints)
     ? medianOf(COLD_RUNS, () => stopServices([service], endpoints), () => timeCommand(command))
     : undefined;
@@ -116,7 +117,7 @@ function benchThroughNpm(lesson: Lesson, runs: number) {
   const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
   const file = `checks/${lesson.slug}.test.ts`;
   const runner = medianOf(runs, () => {}, () => timeCommand(['run', '--silent', 'lesson', lesson.number, '--', '--solution'], {}, npm));
-  const vitest = medianOf(runs, () => {}, () => timeCommand(['vitest', 'run', '--project=checks', file], { COURSE_TARGET_ROOT: 'solutions', COURSE_SERVICES: '' }, npx));
+  const vitest = medianOf(runs, () => {}, () => timeCommand(['vitest', 'run', '--project=checks', file], { [PROTOCOL_ENV.targetRoot]: 'solutions', [PROTOCOL_ENV.services]: '' }, npx));
   return { lesson: lesson.number, file, runner: runner.seconds, vitest: vitest.seconds };
 }
 

@@ -4,7 +4,8 @@ import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { loadLessons, type Lesson } from '../course/manifest.ts';
 import { LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR, STATE_DIR } from '../course/paths.ts';
-import { fileResult, runChecks, type CheckRun } from '../course/run-checks.ts';
+import { runChecks, type CheckRun } from '../course/run-checks.ts';
+import { judgeFile } from '../course/verdict.ts';
 import { bringUpServices } from '../course/services-ui.ts';
 import { bold, dim, green, red, yellow } from '../course/ui.ts';
 
@@ -23,21 +24,24 @@ interface LessonGrade {
   title: string;
   points: number;
   maxPoints: number;
+  /** Every requirement passed (a lesson whose code does not load has not). */
+  passed: boolean;
   requirements: Array<{ name: string; state: string; message?: string }>;
   error?: string;
 }
 
 function gradeOf(lesson: Lesson, run: CheckRun): LessonGrade {
-  const file = fileResult(run, lesson.checkFile);
-  const requirements = (file?.requirements ?? []).map(({ name, state, message }) => ({ name, state, message }));
+  const verdict = judgeFile(run, lesson.checkFile, { allowNotGraded: true });
+  const requirements = verdict.requirements.map(({ name, state, message }) => ({ name, state: state === 'skipped' ? 'not graded here' : state, message }));
   return {
     number: lesson.number,
     slug: lesson.slug,
     title: lesson.title,
-    points: requirements.filter((r) => r.state === 'passed').length,
-    maxPoints: requirements.length,
+    points: verdict.passed,
+    maxPoints: verdict.total - verdict.notGraded,
+    passed: verdict.ok,
     requirements,
-    error: file?.loadError ?? (requirements.length === 0 ? (run.fatal ?? 'the checks did not run') : undefined),
+    error: verdict.loadError ? `does not load: ${verdict.loadError}` : verdict.problem,
   };
 }
 
@@ -45,8 +49,8 @@ function printTable(grades: LessonGrade[]): void {
   const titleWidth = Math.max(...grades.map((g) => g.title.length));
   console.log(bold(`\n  ${'#'.padEnd(4)}${'Lesson'.padEnd(titleWidth + 2)}Points`));
   for (const grade of grades) {
-    const score = `${grade.points}/${grade.maxPoints}`.padStart(6);
-    const color = grade.maxPoints > 0 && grade.points === grade.maxPoints ? green : grade.points > 0 ? yellow : red;
+    const score = (grade.maxPoints === 0 && grade.error ? '-' : `${grade.points}/${grade.maxPoints}`).padStart(6);
+    const color = grade.passed ? green : grade.points > 0 ? yellow : red;
     console.log(`  ${grade.number.padEnd(4)}${grade.title.padEnd(titleWidth + 2)}${color(score)}${grade.error ? dim(`  ${grade.error.split('\n')[0]}`) : ''}`);
   }
   const points = grades.reduce((sum, g) => sum + g.points, 0);
@@ -93,7 +97,7 @@ async function main(): Promise<number> {
   const report = { gradedAt: new Date().toISOString(), target: relative(REPO_ROOT, target), points, maxPoints, lessons: grades };
   writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
   console.log(dim(`\n  Reports: ${relative(REPO_ROOT, jsonFile)}, ${relative(REPO_ROOT, junitFile)}`));
-  return points === maxPoints && maxPoints > 0 && !run.fatal ? EXIT.ok : EXIT.failed;
+  return grades.every((grade) => grade.passed) ? EXIT.ok : EXIT.failed;
 }
 
 runCommand(USAGE, main);

@@ -1,3 +1,4 @@
+import { ExpectedError } from '../../infra/errors.ts';
 import { removeAbandonedContainers } from '../../infra/docker/dedicated.ts';
 import { removeAbandonedInstances } from '../../infra/native/dedicated.ts';
 import { dockerEngineStatus, removeCourseContainers, restartCourseContainer, listCourseContainers } from '../../infra/providers/docker.ts';
@@ -71,17 +72,17 @@ async function restart(services: ServiceName[], named: number): Promise<number> 
   const service = services[0]!;
   const spec = SERVICES[service];
   if (process.env[spec.envVar]) {
-    throw new Error(`${spec.label} comes from ${spec.envVar}; the course restarts only services it runs itself`);
+    throw new ExpectedError(`${spec.label} comes from ${spec.envVar}; the course restarts only services it runs itself`);
   }
   if ((await dockerEngineStatus()).available) {
     progress(`restarting the course's ${spec.label} container…`);
     const endpoint = await restartCourseContainer(service);
-    if (!endpoint) throw new Error(`the course runs no ${spec.label} container; start one with: npm run infra -- up ${service}`);
+    if (!endpoint) throw new ExpectedError(`the course runs no ${spec.label} container; start one with: npm run infra -- up ${service}`);
     printEndpoints([service], { [service]: endpoint });
     return EXIT.ok;
   }
   if (courseInstance(service).pid === undefined) {
-    throw new Error(`the course is not running ${spec.label} on this machine; start it with: npm run infra -- up ${service}`);
+    throw new ExpectedError(`the course is not running ${spec.label} on this machine; start it with: npm run infra -- up ${service}`);
   }
   const endpoint = await restartNative(service, progress);
   printEndpoints([service], { [service]: endpoint });

@@ -6,7 +6,8 @@ import { findLesson, peekLesson } from '../course/lookup.ts';
 import type { Lesson } from '../course/manifest.ts';
 import { REPO_ROOT, SOLUTIONS_DIR, LESSONS_DIR } from '../course/paths.ts';
 import type { ProgressStore } from '../course/progress.ts';
-import { countRequirements, runChecks, runPassed, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
+import { runChecks, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
+import { judgeFile } from '../course/verdict.ts';
 import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, wrap, yellow } from '../course/ui.ts';
 
 const USAGE = usageText([
@@ -71,6 +72,7 @@ export function printRequirement(result: RequirementResult): void {
   const mark = result.state === 'passed' ? PASS : result.state === 'failed' ? FAIL : SKIP;
   console.log(`  ${mark} ${result.name}`);
   if (result.state === 'failed' && result.message) console.log(indent(red(result.message), 6));
+  if (result.state === 'skipped' && result.message) console.log(indent(dim(result.message), 6));
 }
 
 function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, lessons: Lesson[]): boolean {
@@ -84,15 +86,21 @@ function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, l
     console.log(`  ${FAIL} an error escaped every requirement (an unhandled rejection or exception in the code under test):`);
     console.log(indent(red(error), 6));
   }
-  const { passed, total } = countRequirements(run);
+  const verdict = judgeFile(run, lesson.checkFile, { allowNotGraded: true });
   if (run.fatal) console.log(`\n${red(run.fatal)}`);
-  if (run.fatal && total === 0) return false;
   console.log();
-  if (!runPassed(run)) {
-    console.log(`${bold(`${passed} of ${plural(total, 'requirement')} pass.`)} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);
+  if (verdict.loadError) {
+    console.log(`${bold('Your code does not load, so no requirement could run.')} The error is above; fix it and run again.`);
     return false;
   }
-  console.log(green(bold(`All ${plural(total, 'requirement')} pass.`)));
+  if (verdict.total === 0) return false;
+  const notGraded = verdict.notGraded > 0 ? dim(` (${verdict.notGraded} not graded here, see above)`) : '';
+  if (!verdict.ok) {
+    const graded = verdict.total - verdict.notGraded;
+    console.log(`${bold(`${verdict.passed} of ${plural(graded, 'requirement')} pass.`)}${notGraded} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);
+    return false;
+  }
+  console.log(green(bold(`All ${plural(verdict.total - verdict.notGraded, 'requirement')} pass.`)) + notGraded);
   if (!gradingSolution) {
     const next = lessons[lessons.indexOf(lesson) + 1];
     console.log(`Lesson ${lesson.number} is done. Compare with the reference solution in ${rel(lesson.solutionDir)}/.`);
@@ -149,7 +157,8 @@ async function finishGrading(grading: Grading, lesson: Lesson, gradingSolution: 
   const run = await grading.run;
   if (!run.fatal) grading.announceChecking();
   const allPass = printVerdict(lesson, run, gradingSolution, lessons);
-  if (!gradingSolution && !run.fatal) progress.recordRun(lesson.number, { ...countRequirements(run), complete: allPass });
+  const verdict = judgeFile(run, lesson.checkFile, { allowNotGraded: true });
+  if (!gradingSolution && !run.fatal) progress.recordRun(lesson.number, { passed: verdict.passed, total: verdict.total, complete: allPass });
   return allPass;
 }
 

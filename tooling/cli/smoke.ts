@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { REPO_ROOT, SOLUTIONS_DIR } from '../course/paths.ts';
-import { runChecks, runPassed } from '../course/run-checks.ts';
+import { runChecks } from '../course/run-checks.ts';
+import { judgeRun } from '../course/verdict.ts';
 import { bold, FAIL, indent, PASS, red } from '../course/ui.ts';
 import { isServiceName, SERVICE_NAMES, SERVICES, type ServiceName } from '../../infra/services.ts';
 
@@ -41,7 +42,7 @@ async function main(): Promise<number> {
   });
   for (const file of run.files) if (file.loadError) console.log(indent(red(`${file.file}: ${file.loadError}`), 2));
   if (run.fatal) console.log(red(run.fatal));
-  return runPassed(run) ? EXIT.ok : EXIT.failed;
+  return judgeRun(run).ok ? EXIT.ok : EXIT.failed;
 }
 
 runCommand(USAGE, main);

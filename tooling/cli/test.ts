@@ -9,6 +9,7 @@ import { loadLessons, type Lesson } from '../course/manifest.ts';
 import { REPO_ROOT } from '../course/paths.ts';
 import { proveFixtures, proveSolutions, proveStarters, writeFixtureTsconfig, type Proof } from '../course/proofs.ts';
 import { runChecks } from '../course/run-checks.ts';
+import { judgeFile } from '../course/verdict.ts';
 import { SERVICE_NAMES } from '../../infra/services.ts';
 import { bringUpServices } from '../course/services-ui.ts';
 import { bold, dim, FAIL, indent, PASS, red } from '../course/ui.ts';
@@ -76,13 +77,14 @@ async function smokeChecks(): Promise<void> {
     services: SERVICE_NAMES,
     timeoutSeconds: 60,
   });
-  for (const file of run.files) {
-    const failed = file.requirements.filter((r) => r.state !== 'passed');
+  for (const file of files) {
+    const verdict = judgeFile(run, join(dir, file));
+    const failed = verdict.requirements.filter((r) => r.state !== 'passed');
     report({
       group: 'smoke',
-      name: file.requirements.map((r) => r.name).join('; ') || file.file,
-      ok: failed.length === 0 && !file.loadError && file.requirements.length > 0,
-      detail: file.loadError ?? failed.map((r) => `${r.name}: ${r.message}`).join('\n'),
+      name: verdict.requirements.map((r) => r.name).join('; ') || file,
+      ok: verdict.ok,
+      detail: verdict.problem ?? failed.map((r) => `${r.name}: ${r.message ?? r.state}`).join('\n'),
     });
   }
   if (run.fatal) report({ group: 'smoke', name: 'the smoke checks ran', ok: false, detail: run.fatal });

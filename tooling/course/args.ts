@@ -1,10 +1,11 @@
+import { ExpectedError } from '../../infra/errors.ts';
 /**
  * Command-line parsing shared by the course commands.
  *
  * npm swallows flags written without `--` (`npm run lesson 07 --watch` sets npm_config_watch=true
  * and passes only `07`), so every boolean flag is also read from its npm_config_ variable.
  */
-export class UsageError extends Error {
+export class UsageError extends ExpectedError {
   override name = 'UsageError';
 }
 

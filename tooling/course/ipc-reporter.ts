@@ -1,20 +1,11 @@
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
+import { sendToRunner as send, type ReporterMessage } from './protocol.ts';
 
 /**
  * A vitest reporter for a vitest process started by the course runner: it sends each event to the
  * runner over the IPC channel, and prints nothing itself.
  */
-export type ReporterMessage =
-  | { type: 'test-end'; id: string; file: string; name: string; state: string; message?: string; durationMs: number }
-  | { type: 'module-end'; file: string; errors: string[] }
-  | { type: 'run-end'; unhandledErrors: string[] }
-  | { type: 'progress'; text: string }
-  | { type: 'service'; text: string }
-  | { type: 'fatal'; text: string };
-
-export function send(message: ReporterMessage): void {
-  process.send?.(message);
-}
+export type { ReporterMessage };
 
 export default class IpcReporter implements Reporter {
   onTestCaseResult(testCase: TestCase): void {
@@ -25,7 +16,7 @@ export default class IpcReporter implements Reporter {
       file: testCase.module.moduleId,
       name: testCase.name,
       state: result.state,
-      message: result.errors?.[0]?.message,
+      message: result.state === 'skipped' ? result.note : result.errors?.[0]?.message,
       durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
     });
   }

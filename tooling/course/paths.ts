@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROTOCOL_ENV } from './protocol.ts';
 
 /** The repository root, whatever the current directory is. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -17,10 +18,8 @@ export const STATE_DIR = join(REPO_ROOT, '.course');
  * folders. `lessons/` (the learner's work) unless COURSE_TARGET_ROOT names another, such as
  * `solutions/` or a generated folder with a known-wrong fixture.
  */
-export const TARGET_ROOT_ENV = 'COURSE_TARGET_ROOT';
-
 export function targetRoot(): string {
-  const configured = process.env[TARGET_ROOT_ENV];
+  const configured = process.env[PROTOCOL_ENV.targetRoot];
   if (!configured) return LESSONS_DIR;
   return isAbsolute(configured) ? configured : resolve(REPO_ROOT, configured);
 }

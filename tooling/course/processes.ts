@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { STATE_DIR } from './paths.ts';
+import { readPids } from './protocol.ts';
 
 /** Every process below `rootPid`, deepest first, from the operating system's process table. */
 function descendantsOf(rootPid: number): number[] {
@@ -53,9 +54,7 @@ export class PidRegistry {
 
   /** Kills the recorded processes, and `root` with everything still running below it. */
   killAll(root?: number): void {
-    const recorded = existsSync(this.file)
-      ? readFileSync(this.file, 'utf8').split('\n').map(Number).filter((pid) => pid > 0)
-      : [];
+    const recorded = readPids(this.file);
     const tree = root === undefined ? [] : [...descendantsOf(root), root];
     for (const pid of [...tree, ...recorded]) killQuietly(pid);
     rmSync(this.file, { force: true });

@@ -4,6 +4,7 @@ import type { Fixture, Lesson } from './manifest.ts';
 import { loadFixtures } from './manifest.ts';
 import { LESSONS_DIR, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
 import { fileResult, runChecks, type FileResult, type RequirementResult } from './run-checks.ts';
+import { judgeFile } from './verdict.ts';
 import { materializeFixture } from './targets.ts';
 
 /** One thing `npm test` proves, e.g. "lesson 03: the starter fails its checks". */
@@ -19,7 +20,7 @@ const FIXTURE_ROUNDS_DIR = join(STATE_DIR, 'targets', 'rounds');
 function describeFailures(requirements: RequirementResult[]): string {
   return requirements
     .filter((r) => r.state !== 'passed')
-    .map((r) => `"${r.name}": ${r.message ?? r.state}`)
+    .map((r) => `"${r.name}": ${r.state === 'skipped' ? `not graded here: ${r.message ?? 'skipped'}` : (r.message ?? r.state)}`)
     .join('\n');
 }
 
@@ -42,16 +43,13 @@ export async function proveSolutions(lessons: Lesson[]): Promise<{ proofs: Proof
   });
   const names = new Map<string, Set<string>>();
   const proofs = lessons.map((lesson): Proof => {
-    const file = fileResult(run, lesson.checkFile);
-    const requirements = file?.requirements ?? [];
-    names.set(lesson.slug, new Set(requirements.map((r) => r.name)));
-    const failed = requirements.filter((r) => r.state !== 'passed');
-    const ok = requirements.length > 0 && failed.length === 0 && !file?.loadError && !run.fatal;
+    const verdict = judgeFile(run, lesson.checkFile);
+    names.set(lesson.slug, new Set(verdict.requirements.map((r) => r.name)));
     return {
       group: `lesson ${lesson.number}`,
-      name: `the solution passes all ${requirements.length} requirements`,
-      ok,
-      detail: ok ? undefined : (file?.loadError ?? run.fatal ?? (describeFailures(requirements) || 'no requirement ran')),
+      name: `the solution passes all ${verdict.total} requirements`,
+      ok: verdict.ok,
+      detail: verdict.ok ? undefined : (verdict.problem ?? describeFailures(verdict.requirements)),
     };
   });
   if (run.unhandledErrors.length > 0) {

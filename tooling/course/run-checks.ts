@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import type { ServiceName } from '../../infra/services.ts';
-import type { ReporterMessage } from './ipc-reporter.ts';
+import { PROTOCOL_ENV, readJournal, type ReporterMessage } from './protocol.ts';
 import { PidRegistry } from './processes.ts';
-import { REPO_ROOT, TARGET_ROOT_ENV } from './paths.ts';
+import { REPO_ROOT } from './paths.ts';
 
 export type RequirementState = 'passed' | 'failed' | 'skipped';
 
@@ -57,33 +57,6 @@ export interface RunChecksOptions {
   project?: string;
 }
 
-interface JournalEntry {
-  file: string;
-  name: string;
-  event: 'start' | 'end';
-  at: number;
-  state: 'passed' | 'failed';
-  message?: string;
-}
-
-/** Requirements started and not ended, and those ended, from the journal the test process writes. */
-function readJournal(file: string): { open: JournalEntry[]; ended: JournalEntry[] } {
-  if (!existsSync(file)) return { open: [], ended: [] };
-  const open = new Map<string, JournalEntry>();
-  const ended: JournalEntry[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const entry = JSON.parse(line) as JournalEntry;
-    const key = `${entry.file}\0${entry.name}`;
-    if (entry.event === 'start') open.set(key, entry);
-    else {
-      open.delete(key);
-      ended.push(entry);
-    }
-  }
-  return { open: [...open.values()], ended };
-}
-
 /** Grace beyond the requirement's own limit before a requirement counts as hung (a busy loop). */
 const HANG_GRACE_MS = 5_000;
 
@@ -131,11 +104,11 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     env: {
       ...process.env,
-      [TARGET_ROOT_ENV]: options.targetRoot,
-      COURSE_SERVICES: options.services.join(','),
-      COURSE_PID_FILE: pids.file,
-      COURSE_JOURNAL_FILE: journalFile,
-      COURSE_RUNNER: '1',
+      [PROTOCOL_ENV.targetRoot]: options.targetRoot,
+      [PROTOCOL_ENV.services]: options.services.join(','),
+      [PROTOCOL_ENV.pidFile]: pids.file,
+      [PROTOCOL_ENV.journalFile]: journalFile,
+      [PROTOCOL_ENV.runner]: '1',
       NO_COLOR: '1',
     },
   });
@@ -168,7 +141,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
           file: relative(REPO_ROOT, message.file),
           name: message.name,
           state,
-          message: state === 'failed' ? teachingMessage(message.message ?? 'failed', options.timeoutSeconds) : undefined,
+          message: state === 'failed' ? teachingMessage(message.message ?? 'failed', options.timeoutSeconds) : message.message,
           durationMs: message.durationMs,
         });
         break;
@@ -240,15 +213,4 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
 /** The results of one check file, given its absolute path. */
 export function fileResult(run: CheckRun, checkFile: string): FileResult | undefined {
   return run.files.find((file) => join(REPO_ROOT, file.file) === checkFile);
-}
-
-export function countRequirements(run: CheckRun): { passed: number; total: number } {
-  const all = run.files.flatMap((file) => file.requirements);
-  return { passed: all.filter((r) => r.state === 'passed').length, total: all.length };
-}
-
-/** Every requirement passed, and nothing failed outside a requirement. */
-export function runPassed(run: CheckRun): boolean {
-  const { passed, total } = countRequirements(run);
-  return total > 0 && passed === total && !run.fatal && run.unhandledErrors.length === 0 && run.files.every((f) => !f.loadError);
 }

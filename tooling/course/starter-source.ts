@@ -1,3 +1,4 @@
+import { ExpectedError } from '../../infra/errors.ts';
 import { execFileSync } from 'node:child_process';
 import { relative } from 'node:path';
 import { REPO_ROOT } from './paths.ts';
@@ -19,7 +20,7 @@ export function starterRevision(): string {
       git(['rev-parse', '--verify', '--quiet', 'HEAD']);
       return 'HEAD';
     } catch {
-      throw new Error('reset restores starter files from git, and this folder is not a git clone of the course.');
+      throw new ExpectedError('reset restores starter files from git, and this folder is not a git clone of the course.');
     }
   }
 }
@@ -30,6 +31,6 @@ export function starterContent(revision: string, absolutePath: string): Buffer {
   try {
     return execFileSync('git', ['show', `${revision}:${path}`], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch {
-    throw new Error(`git has no starter version of ${path} at ${revision}.`);
+    throw new ExpectedError(`git has no starter version of ${path} at ${revision}.`);
   }
 }

@@ -86,3 +86,18 @@ describe('npm run lesson', () => {
     expect(code).toBe(0);
   });
 });
+
+describe('an unexpected error is a bug of the course and shows where it happened', () => {
+  it('prints the stack of an internal error, and a one-line reason for an expected one', () => {
+    const script = (body: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const internal = script("import { runCommand } from './tooling/course/cli.ts'; runCommand('Usage: x', async () => { throw new TypeError('cannot read x of undefined'); });");
+    expect(internal.stderr).toMatch(/internal error/);
+    expect(internal.stderr).toMatch(/TypeError: cannot read x of undefined\n\s+at /);
+    expect(internal.status).toBe(1);
+    const expected = script("import { runCommand } from './tooling/course/cli.ts'; import { ServiceError } from './infra/errors.ts'; runCommand('Usage: x', async () => { throw new ServiceError('Kafka was not ready after 120 s'); });");
+    expect(expected.stderr).toMatch(/error: Kafka was not ready after 120 s/);
+    noStackTrace(expected.stderr);
+    expect(expected.status).toBe(1);
+  });
+});

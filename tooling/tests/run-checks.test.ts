@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { countRequirements, runPassed, teachingMessage, vitestArguments, type CheckRun } from '../course/run-checks.ts';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../course/paths.ts';
+import { teachingMessage, vitestArguments, type CheckRun } from '../course/run-checks.ts';
+import { judgeFile } from '../course/verdict.ts';
 
 describe('teachingMessage', () => {
   it('turns a vitest timeout into an explanation with the limit', () => {
@@ -17,22 +20,38 @@ describe('teachingMessage', () => {
   });
 });
 
-describe('results', () => {
-  const run = (states: Array<'passed' | 'failed'>, extra: Partial<CheckRun> = {}): CheckRun => ({
-    files: [{ file: 'checks/x.test.ts', requirements: states.map((state, i) => ({ file: 'checks/x.test.ts', name: `r${i}`, state, durationMs: 1 })) }],
+describe('the verdict', () => {
+  const checkFile = join(REPO_ROOT, 'checks/x.test.ts');
+  const run = (states: Array<'passed' | 'failed' | 'skipped'>, extra: Partial<CheckRun> = {}, loadError?: string): CheckRun => ({
+    files: [{ file: 'checks/x.test.ts', loadError, requirements: states.map((state, i) => ({ file: 'checks/x.test.ts', name: `r${i}`, state, durationMs: 1 })) }],
     unhandledErrors: [],
     ...extra,
   });
 
-  it('counts passed requirements', () => {
-    expect(countRequirements(run(['passed', 'failed', 'passed']))).toEqual({ passed: 2, total: 3 });
+  it('counts passed, failed and not graded requirements', () => {
+    const verdict = judgeFile(run(['passed', 'failed', 'passed', 'skipped']), checkFile);
+    expect([verdict.passed, verdict.failed, verdict.notGraded, verdict.total]).toEqual([2, 1, 1, 4]);
   });
 
   it('passes only when every requirement passed and nothing escaped', () => {
-    expect(runPassed(run(['passed', 'passed']))).toBe(true);
-    expect(runPassed(run(['passed', 'failed']))).toBe(false);
-    expect(runPassed(run(['passed'], { unhandledErrors: ['boom'] }))).toBe(false);
-    expect(runPassed(run([]))).toBe(false);
+    expect(judgeFile(run(['passed', 'passed']), checkFile).ok).toBe(true);
+    expect(judgeFile(run(['passed', 'failed']), checkFile).ok).toBe(false);
+    expect(judgeFile(run(['passed'], { unhandledErrors: ['boom'] }), checkFile).ok).toBe(false);
+    expect(judgeFile(run(['passed'], { fatal: 'cut short' }), checkFile).ok).toBe(false);
+    expect(judgeFile(run([]), checkFile).ok).toBe(false);
+  });
+
+  it('never passes code that does not load, and says so', () => {
+    const verdict = judgeFile(run([], {}, 'SyntaxError: Unexpected token (worker.ts:3:5)'), checkFile);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.loadError).toMatch(/worker\.ts:3:5/);
+    expect(judgeFile({ files: [], unhandledErrors: [] }, checkFile).problem).toBe('no requirement ran');
+  });
+
+  it('accepts requirements not graded here only where asked (a learner, never a proof)', () => {
+    expect(judgeFile(run(['passed', 'skipped']), checkFile).ok).toBe(false);
+    expect(judgeFile(run(['passed', 'skipped']), checkFile, { allowNotGraded: true }).ok).toBe(true);
+    expect(judgeFile(run(['skipped']), checkFile, { allowNotGraded: true }).ok).toBe(false);
   });
 });
 

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
+import { registerPid } from '../../course/protocol.ts';
 
 // Graded by tooling/tests/hang.test.ts: requirements that never end, the way learner code can hang.
 
@@ -14,7 +15,7 @@ it('fails with a message', () => {
 
 it('blocks its process in a busy loop', () => {
   const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
-  appendFileSync(process.env.COURSE_PID_FILE!, `${sleeper.pid}\n`);
+  registerPid(sleeper.pid);
   appendFileSync(process.env.HANG_SLEEPER_FILE!, `${sleeper.pid}\n`);
   for (;;) {
     // never yields
