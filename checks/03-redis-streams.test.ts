@@ -213,7 +213,7 @@ describe.concurrent('03 redis-streams', () => {
     await n.untilNothingPending(`the restarted email-1 handled its pending entry but did not acknowledge it (${WHERE}/consumer.ts)`);
   });
 
-  it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ expect, onTestFinished }) => {
+  it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ onTestFinished }) => {
     const n = new Scenario(onTestFinished);
     const crashed = n.startWorker({ name: 'email-a', delayMs: 60_000 });
     await ready(crashed);

@@ -7,7 +7,7 @@ import { publishSignup } from '@lesson/04-rabbitmq-fanout/publisher.ts';
 import { startSignupSubscriber } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
 import { assertSignupExchange, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess, type LessonProcess } from './support/processes.ts';
+import { startLessonProcess } from './support/processes.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, useRabbitMQ } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
@@ -99,7 +99,7 @@ describe('04 rabbitmq-fanout', () => {
       const counts = SERVICES.map((service, i) => `${service}: ${services[i]!.handled.length}`).join(', ');
       const total = services.reduce((sum, s) => sum + s.handled.length, 0);
       services.forEach((s, i) => {
-        let why = '';
+        let why: string;
         if (total === 0) {
           why = 'No service received anything: publishSignup should publish to the exchange, and each ' +
             `subscriber should bind its own queue to it (${WHERE}/publisher.ts, topology.ts).`;

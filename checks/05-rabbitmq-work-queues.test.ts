@@ -6,7 +6,7 @@ import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
 import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
 import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess, type LessonProcess } from './support/processes.ts';
+import { startLessonProcess } from './support/processes.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope, useRabbitMQ } from './support/rabbitmq.ts';
 import { serviceEnv, serviceUrl } from './support/services.ts';
 

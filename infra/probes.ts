@@ -103,7 +103,7 @@ export interface ReadinessOptions {
 export async function waitUntilReady(probe: () => Promise<void>, options: ReadinessOptions): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
   const logHint = options.logFile ? `\nIts log: ${options.logFile}` : '';
-  let lastError = 'no answer yet';
+  let lastError: string;
   for (;;) {
     try {
       await probe();

@@ -253,7 +253,7 @@ export class KafkaTestKit {
     } finally {
       if (main) admins.push(main);
       const settled = await Promise.allSettled(admins);
-      await Promise.allSettled(settled.map((r) => (r.status === 'fulfilled' ? r.value.disconnect() : undefined)));
+      await Promise.allSettled(settled.map((r) => (r.status === 'fulfilled' ? r.value.disconnect() : Promise.resolve())));
     }
   }
 

@@ -108,7 +108,7 @@ export class PgTestKit {
           await client.query('COMMIT');
         } catch (error) {
           await client.query('ROLLBACK').catch(() => {});
-          throw new Error(`${slug}/${folder}/${file} failed: ${error instanceof Error ? error.message : String(error)}`);
+          throw new Error(`${slug}/${folder}/${file} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
         }
       }
     } finally {

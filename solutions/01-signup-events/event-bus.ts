@@ -27,13 +27,17 @@ export class EventBus<Events extends object> {
 
   on<Name extends keyof Events & string>(event: Name, handler: Handler<Events[Name]>): Unsubscribe {
     const listener = this.isolate(event, handler);
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- isolate() never rejects: it reports errors itself
     this.emitter.on(event, listener);
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the same listener, to remove it
     return () => this.emitter.off(event, listener);
   }
 
   once<Name extends keyof Events & string>(event: Name, handler: Handler<Events[Name]>): Unsubscribe {
     const listener = this.isolate(event, handler);
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- isolate() never rejects: it reports errors itself
     this.emitter.once(event, listener);
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the same listener, to remove it
     return () => this.emitter.off(event, listener);
   }
 

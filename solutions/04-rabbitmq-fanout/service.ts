@@ -36,12 +36,12 @@ const { queue } = await startSignupSubscriber(channel, { exchange, service }, as
 });
 console.log(`[${service}] ready: consuming ${queue}`);
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, async () => {
-    stopping = true;
-    // The channel first: its close travels behind the acks already sent on it.
-    await channel.close().catch(() => {});
-    await connection.close().catch(() => {});
-    process.exit(0);
-  });
+async function shutdown(): Promise<void> {
+  stopping = true;
+  // The channel first: its close travels behind the acks already sent on it.
+  await channel.close().catch(() => {});
+  await connection.close().catch(() => {});
+  process.exit(0);
 }
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown());

@@ -39,13 +39,13 @@ await startWorker(
 );
 console.log(`[${name}] ready: consuming ${queue}`);
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, async () => {
-    // Closing returns the job in progress to the queue, unacknowledged: another worker redoes it.
-    // The channel first: its close travels behind the acks already sent on it.
-    stopping = true;
-    await channel.close().catch(() => {});
-    await connection.close().catch(() => {});
-    process.exit(0);
-  });
+async function shutdown(): Promise<void> {
+  // Closing returns the job in progress to the queue, unacknowledged: another worker redoes it.
+  // The channel first: its close travels behind the acks already sent on it.
+  stopping = true;
+  await channel.close().catch(() => {});
+  await connection.close().catch(() => {});
+  process.exit(0);
 }
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown());

@@ -24,6 +24,9 @@ const USAGE = usageText([
 const resolvePackage = createRequire(import.meta.url).resolve;
 const TSC = join(resolvePackage('typescript/package.json'), '..', 'bin', 'tsc');
 const VITEST = join(resolvePackage('vitest/package.json'), '..', 'vitest.mjs');
+const ESLINT = join(resolvePackage('eslint/package.json'), '..', 'bin', 'eslint.js');
+/** Everything the course's own code is made of: linted as a whole. */
+const LINTED = ['lessons', 'solutions', 'checks', 'infra', 'tooling', 'vitest.config.ts', 'eslint.config.js'];
 
 const proofs: Proof[] = [];
 
@@ -50,10 +53,14 @@ function runQuietly(args: string[]): Promise<{ ok: boolean; output: string; seco
 }
 
 async function typecheck(lessons: Lesson[], everything: boolean): Promise<void> {
-  section('Types');
+  section('Types and lint');
   if (everything) {
     const all = await runQuietly([TSC, '--noEmit', '-p', join(REPO_ROOT, 'tsconfig.json')]);
     report({ group: 'tsc', name: `lessons, solutions, checks, infra and tooling type-check (${all.seconds.toFixed(1)} s)`, ok: all.ok, detail: all.output.trim() });
+  }
+  if (everything) {
+    const lint = await runQuietly([ESLINT, '--max-warnings=0', ...LINTED]);
+    report({ group: 'lint', name: `eslint over ${LINTED.slice(0, 5).join(', ')}: no floating or misused promises (${lint.seconds.toFixed(1)} s)`, ok: lint.ok, detail: lint.output.trim() });
   }
   const fixtures = await runQuietly([TSC, '--noEmit', '-p', writeFixtureTsconfig(lessons)]);
   report({ group: 'tsc', name: `every known-wrong fixture type-checks over its solution (${fixtures.seconds.toFixed(1)} s)`, ok: fixtures.ok, detail: fixtures.output.trim() });

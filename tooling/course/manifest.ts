@@ -16,6 +16,11 @@ export const LessonManifestSchema = z.strictObject({
   files: z.array(z.string().min(1)).min(1),
   /** Progressive hints, from a nudge to nearly the answer. */
   hints: z.array(z.string().min(1)).min(3),
+  /**
+   * Given files that are another lesson's file byte for byte (each lesson folder is self-contained,
+   * so learners never chase imports into another lesson): file name → the lesson whose solution has it.
+   */
+  sameAs: z.record(z.string().min(1), z.string().regex(/^\d{2}-[a-z0-9-]+$/)).default({}),
   /** Per-requirement time limit; a hanging requirement fails with a message after this. */
   timeoutSeconds: z.number().int().positive().max(300).default(DEFAULT_TIMEOUT_SECONDS),
 });

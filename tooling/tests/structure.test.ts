@@ -4,8 +4,25 @@ import { describe, expect, it } from 'vitest';
 import { loadFixtures, loadLessons } from '../course/manifest.ts';
 import { fixturePatches, materializeFixture } from '../course/targets.ts';
 import { LESSONS_DIR, REPO_ROOT } from '../course/paths.ts';
+import { isServiceName, type ServiceName } from '../../infra/services.ts';
 
 const lessons = loadLessons();
+
+/** Services a check reaches: its fixtures (pg, rabbit, kafka, redis), serviceUrl/serviceEnv, the older file-level helpers. */
+function servicesUsedBy(source: string): Set<ServiceName> {
+  const used = new Set<ServiceName>();
+  const fixtures: Record<string, ServiceName> = { pg: 'postgres', rabbit: 'rabbitmq', kafka: 'kafka', redis: 'redis' };
+  for (const [, params] of source.matchAll(/async \(\{([^}]*)\}/g)) {
+    for (const name of params!.split(',').map((p) => p.trim().split(':')[0]!.trim())) if (fixtures[name]) used.add(fixtures[name]!);
+  }
+  for (const [, args] of source.matchAll(/service(?:Url|Env)\(([^)]*)\)/g)) {
+    for (const [, name] of args!.matchAll(/'(\w+)'/g)) if (isServiceName(name!)) used.add(name);
+  }
+  if (/\buseRabbitMQ\(/.test(source)) used.add('rabbitmq');
+  if (/\buseKafka\(/.test(source)) used.add('kafka');
+  if (/\bnew RedisTestKit\(/.test(source)) used.add('redis');
+  return used;
+}
 
 describe('course structure', () => {
   it('has lessons numbered 01, 02, … without gaps', () => {
@@ -36,6 +53,32 @@ describe('course structure', () => {
       const map = readFileSync(join(REPO_ROOT, 'docs', 'README.md'), 'utf8');
       expect(readme, 'README.md').toContain(`[${lesson.title}](docs/${lesson.slug}.md)`);
       expect(map, 'docs/README.md').toContain(`[${lesson.title}](${lesson.slug}.md)`);
+    });
+
+    it('has a TODO in the starter of every file the learner edits', () => {
+      const without = lesson.files.filter((file) => !readFileSync(join(lesson.lessonDir, file), 'utf8').includes('TODO'));
+      expect(without, `these files of lessons/${lesson.slug}/ are listed for editing but have nothing to do`).toEqual([]);
+    });
+
+    it('gives the same code in its starter and its solution for every file the learner does not edit', () => {
+      const given = readdirSync(lesson.solutionDir, { recursive: true }).map(String)
+        .filter((file) => file.endsWith('.ts') && !lesson.files.includes(file));
+      const differ = given.filter((file) => readFileSync(join(lesson.lessonDir, file), 'utf8') !== readFileSync(join(lesson.solutionDir, file), 'utf8'));
+      expect(differ, `these given files differ between lessons/${lesson.slug}/ and solutions/${lesson.slug}/`).toEqual([]);
+    });
+
+    it('keeps the files it shares with another lesson byte for byte the same', () => {
+      const differ = Object.entries(lesson.sameAs).filter(([file, other]) => {
+        const theirs = join(REPO_ROOT, 'solutions', other, file);
+        return !existsSync(theirs) || readFileSync(theirs, 'utf8') !== readFileSync(join(lesson.solutionDir, file), 'utf8');
+      }).map(([file, other]) => `${file} (solutions/${lesson.slug}/${file} vs solutions/${other}/${file})`);
+      expect(differ, 'lesson.json "sameAs" says these are copies, but they differ: copy the newer one over the other').toEqual([]);
+    });
+
+    it('declares every shared service its check uses', () => {
+      const used = servicesUsedBy(readFileSync(lesson.checkFile, 'utf8'));
+      const undeclared = [...used].filter((service) => !lesson.services.includes(service));
+      expect(undeclared, `checks/${lesson.slug}.test.ts uses these services, but lessons/${lesson.slug}/lesson.json does not declare them`).toEqual([]);
     });
 
     it('has a check file', () => {
