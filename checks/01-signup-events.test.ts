@@ -1,5 +1,5 @@
 import { gradedFolder } from './support/lesson.ts';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from './support/fixtures.ts';
 import { createSignupApp } from '@lesson/01-signup-events/app.ts';
 import type { UserSignedUp } from '@lesson/01-signup-events/events.ts';
 

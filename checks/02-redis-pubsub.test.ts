@@ -1,13 +1,14 @@
 import { gradedFolder } from './support/lesson.ts';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { TestContext } from 'vitest';
+import { describe, expect, it, vi } from './support/fixtures.ts';
 import { loadConfig } from '@lesson/02-redis-pubsub/config.ts';
 import type { UserEvent, UserSignedUp } from '@lesson/02-redis-pubsub/events.ts';
 import { publishUserEvent } from '@lesson/02-redis-pubsub/publisher.ts';
 import { subscribeToSignups, subscribeToUserEvents, type Subscription } from '@lesson/02-redis-pubsub/subscriber.ts';
 import { UserService } from '@lesson/02-redis-pubsub/user-service.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { RedisTestKit } from './support/redis.ts';
+import type { LessonProcess, ProcessGroup } from './support/processes.ts';
+import type { RedisTestKit } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '02-redis-pubsub';
@@ -16,32 +17,26 @@ const READY = /ready: subscribed to /;
 /** Redis on the same machine delivers in milliseconds: three seconds is a generous deadline. */
 const DELIVERY = { timeout: 3_000, interval: 20 };
 
-const redis = new RedisTestKit();
-const processes: LessonProcess[] = [];
-const subscriptions: Subscription[] = [];
-
-afterEach(async () => {
-  await Promise.all(processes.splice(0).map((p) => p.stop(1_000)));
-  await Promise.all(subscriptions.splice(0).map((s) => s.close().catch(() => {})));
-  await redis.teardown();
-});
+/** Closes a learner subscription after the test, pass or fail. */
+function closeAfterTest(onTestFinished: TestContext['onTestFinished'], subscription: Subscription): Subscription {
+  onTestFinished(() => subscription.close().catch(() => {}));
+  return subscription;
+}
 
 /** A channel prefix no other test or run shares: every channel and key of the test lives under it. */
-function testConfig() {
-  const config = loadConfig({ ...serviceEnv('redis'), CHANNEL_PREFIX: `${uniqueName('lesson02')}:` });
+function testConfig(redis: RedisTestKit) {
+  const config = loadConfig({ ...serviceEnv('redis'), CHANNEL_PREFIX: `${redis.prefix}:` });
   redis.deleteAfterTest(config.authKeysKey, config.auditLogKey);
   return config;
 }
 
 type Config = ReturnType<typeof testConfig>;
 
-function startService(config: Config, service: 'email' | 'auth' | 'audit', label = `the ${service} service`): LessonProcess {
-  const child = startLessonProcess(SLUG, `${service}-service.ts`, {
+function startService(procs: ProcessGroup, config: Config, service: 'email' | 'auth' | 'audit', label = `the ${service} service`): LessonProcess {
+  return procs.start(SLUG, `${service}-service.ts`, {
     env: { ...serviceEnv('redis'), CHANNEL_PREFIX: config.channelPrefix },
     name: `${label} (${service}-service.ts)`,
   });
-  processes.push(child);
-  return child;
 }
 
 async function ready(service: LessonProcess): Promise<void> {
@@ -49,7 +44,7 @@ async function ready(service: LessonProcess): Promise<void> {
 }
 
 /** The check's own subscriber: records the raw text of every message on a channel. */
-async function rawListener(channel: string) {
+async function rawListener(redis: RedisTestKit, channel: string) {
   const client = redis.connect();
   const messages: string[] = [];
   client.on('message', (from: string, message: string) => from === channel && messages.push(message));
@@ -72,7 +67,7 @@ function signedUp(overrides: Partial<UserSignedUp> = {}): UserSignedUp {
  * Waits until Redis counts a subscriber on the channel. Requirements other than "a subscription is
  * confirmed before it resolves" use it, so that each one fails for its own reason only.
  */
-async function untilSubscribed(channel: string, subscribers = 1): Promise<void> {
+async function untilSubscribed(redis: RedisTestKit, channel: string, subscribers = 1): Promise<void> {
   const admin = redis.connect();
   await vi.waitFor(async () => {
     const [, count] = (await admin.pubsub('NUMSUB', channel)) as [string, number];
@@ -82,7 +77,7 @@ async function untilSubscribed(channel: string, subscribers = 1): Promise<void> 
 }
 
 /** The same for a pattern (Redis cannot count subscribers per pattern): publish a probe until one arrives. */
-async function untilPatternMatches(channel: string, probe: UserEvent): Promise<void> {
+async function untilPatternMatches(redis: RedisTestKit, channel: string, probe: UserEvent): Promise<void> {
   const admin = redis.connect();
   await vi.waitFor(async () => {
     expect(await admin.publish(channel, JSON.stringify(probe)), `no pattern subscription ever matched ${channel}: ` +
@@ -93,13 +88,13 @@ async function untilPatternMatches(channel: string, probe: UserEvent): Promise<v
 const quietly = { onUndelivered: () => {} };
 
 describe('02 redis-pubsub', () => {
-  it('a signup published by the user service reaches the email, auth and audit services, each in its own process', async () => {
-    const config = testConfig();
-    const email = startService(config, 'email');
-    const auth = startService(config, 'auth');
-    const audit = startService(config, 'audit');
+  it('a signup published by the user service reaches the email, auth and audit services, each in its own process', async ({ redis, procs }) => {
+    const config = testConfig(redis);
+    const email = startService(procs, config, 'email');
+    const auth = startService(procs, config, 'auth');
+    const audit = startService(procs, config, 'audit');
     await Promise.all([email, auth, audit].map(ready));
-    await untilSubscribed(config.signupChannel, 2);
+    await untilSubscribed(redis, config.signupChannel, 2);
 
     const users = new UserService(redis.connect(), { channelPrefix: config.channelPrefix, ...quietly });
     const user = await users.signup({ email: 'Ada@Example.com', name: 'Ada' });
@@ -121,9 +116,9 @@ describe('02 redis-pubsub', () => {
       .toEqual([user.id]);
   });
 
-  it('a signup travels as JSON with a stable shape: { type, userId, email, name, signedUpAt }', async () => {
-    const config = testConfig();
-    const messages = await rawListener(config.signupChannel);
+  it('a signup travels as JSON with a stable shape: { type, userId, email, name, signedUpAt }', async ({ redis }) => {
+    const config = testConfig(redis);
+    const messages = await rawListener(redis, config.signupChannel);
     const users = new UserService(redis.connect(), { channelPrefix: config.channelPrefix, ...quietly });
 
     const user = await users.signup({ email: ' Linus@Example.com ', name: ' Linus ' });
@@ -150,16 +145,16 @@ describe('02 redis-pubsub', () => {
     });
   });
 
-  it('a malformed message or a failing handler is reported through onError, and later signups are still handled', async () => {
-    const config = testConfig();
+  it('a malformed message or a failing handler is reported through onError, and later signups are still handled', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
     const seen: string[] = [];
     const errors: Array<{ error: unknown; channel: string }> = [];
     const failing = signedUp({ email: 'fail@example.com' });
-    subscriptions.push(await subscribeToSignups(redis.connect(), config.signupChannel, async (event) => {
+    closeAfterTest(onTestFinished, await subscribeToSignups(redis.connect(), config.signupChannel, async (event) => {
       if (event.email === failing.email) throw new Error('mail provider rejected the address');
       seen.push(event.userId);
     }, { onError: (error, { channel }) => void errors.push({ error, channel }) }));
-    await untilSubscribed(config.signupChannel);
+    await untilSubscribed(redis, config.signupChannel);
 
     const publisher = redis.connect();
     await publisher.publish(config.signupChannel, 'not json at all');
@@ -179,12 +174,12 @@ describe('02 redis-pubsub', () => {
       .toEqual([config.signupChannel, config.signupChannel, config.signupChannel]);
   });
 
-  it('the subscriber opens a connection of its own, so the one it was given can still run commands and publish', async () => {
-    const config = testConfig();
+  it('the subscriber opens a connection of its own, so the one it was given can still run commands and publish', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
     const app = redis.connect();
     const seen: string[] = [];
     const subscription = await subscribeToSignups(app, config.signupChannel, (event) => void seen.push(event.userId));
-    subscriptions.push(subscription);
+    closeAfterTest(onTestFinished, subscription);
 
     const oneConnection = `subscribeToSignups(redis, …) put the connection it was given into subscriber mode. A ` +
       'subscribed connection accepts only SUBSCRIBE, UNSUBSCRIBE, PING and QUIT, so the service could no longer ' +
@@ -206,18 +201,18 @@ describe('02 redis-pubsub', () => {
       `subscription's own connection, the service still needs the other (${WHERE}/subscriber.ts)`).toBe('PONG');
   });
 
-  it('a subscription is confirmed by Redis before it resolves, so a message published right after is received', async () => {
-    const config = testConfig();
+  it('a subscription is confirmed by Redis before it resolves, so a message published right after is received', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
     const publisher = redis.connect();
     await publisher.ping();
     const signups: string[] = [];
     const userEvents: string[] = [];
 
-    subscriptions.push(await subscribeToSignups(redis.connect(), config.signupChannel, (e) => void signups.push(e.userId)));
+    closeAfterTest(onTestFinished, await subscribeToSignups(redis.connect(), config.signupChannel, (e) => void signups.push(e.userId)));
     const first = signedUp();
     const signupReceivers = await publisher.publish(config.signupChannel, JSON.stringify(first));
 
-    subscriptions.push(await subscribeToUserEvents(redis.connect(), config.userEventsPattern, (e) => void userEvents.push(e.userId)));
+    closeAfterTest(onTestFinished, await subscribeToUserEvents(redis.connect(), config.userEventsPattern, (e) => void userEvents.push(e.userId)));
     const second: UserEvent = { type: 'user.deleted', userId: uniqueName('user'), deletedAt: new Date().toISOString() };
     const patternReceivers = await publisher.publish(`${config.channelPrefix}user.deleted`, JSON.stringify(second));
 
@@ -233,13 +228,13 @@ describe('02 redis-pubsub', () => {
     }, DELIVERY);
   });
 
-  it('a pattern subscription on user.* receives every user event with its channel, and nothing else', async () => {
-    const config = testConfig();
+  it('a pattern subscription on user.* receives every user event with its channel, and nothing else', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
     const seen: Array<{ type: string; userId: string; channel: string }> = [];
-    subscriptions.push(await subscribeToUserEvents(redis.connect(), config.userEventsPattern, (event, channel) =>
+    closeAfterTest(onTestFinished, await subscribeToUserEvents(redis.connect(), config.userEventsPattern, (event, channel) =>
       void seen.push({ type: event.type, userId: event.userId, channel })));
     const at = new Date().toISOString();
-    await untilPatternMatches(`${config.channelPrefix}user.email-verified`, { type: 'user.email-verified', userId: 'probe', verifiedAt: at });
+    await untilPatternMatches(redis, `${config.channelPrefix}user.email-verified`, { type: 'user.email-verified', userId: 'probe', verifiedAt: at });
 
     const app = redis.connect();
     const userId = uniqueName('user');
@@ -265,21 +260,21 @@ describe('02 redis-pubsub', () => {
     }, DELIVERY);
   });
 
-  it('a service that is offline when a signup is published never receives it, not even after it restarts (at-most-once)', async () => {
-    const config = testConfig();
+  it('a service that is offline when a signup is published never receives it, not even after it restarts (at-most-once)', async ({ redis, procs }) => {
+    const config = testConfig(redis);
     const users = new UserService(redis.connect(), { channelPrefix: config.channelPrefix, ...quietly });
-    let email = startService(config, 'email');
+    let email = startService(procs, config, 'email');
     await ready(email);
-    await untilSubscribed(config.signupChannel);
+    await untilSubscribed(redis, config.signupChannel);
     const before = await users.signup({ email: 'before@example.com', name: 'Before' });
     await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 5_000);
 
     await email.kill('SIGKILL');
     const during = await users.signup({ email: 'during@example.com', name: 'During' });
 
-    email = startService(config, 'email', 'the restarted email service');
+    email = startService(procs, config, 'email', 'the restarted email service');
     await ready(email);
-    await untilSubscribed(config.signupChannel);
+    await untilSubscribed(redis, config.signupChannel);
     const after = await users.signup({ email: 'after@example.com', name: 'After' });
     await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 5_000);
 
@@ -290,8 +285,8 @@ describe('02 redis-pubsub', () => {
       .not.toContain(during.id);
   });
 
-  it('signup reports a signup that reached no subscriber through onUndelivered, since Redis will never deliver it later', async () => {
-    const config = testConfig();
+  it('signup reports a signup that reached no subscriber through onUndelivered, since Redis will never deliver it later', async ({ redis }) => {
+    const config = testConfig(redis);
     const undelivered: UserSignedUp[] = [];
     const users = new UserService(redis.connect(), {
       channelPrefix: config.channelPrefix,
@@ -305,7 +300,7 @@ describe('02 redis-pubsub', () => {
       `publishUserEvent resolves with and call onUndelivered(event) when it is 0 (${WHERE}/user-service.ts)`)
       .toEqual([lonely.id]);
 
-    await rawListener(config.signupChannel);
+    await rawListener(redis, config.signupChannel);
     const heard = await users.signup({ email: 'heard@example.com', name: 'Heard' });
     expect(undelivered.map((event) => event.userId), `signup(${heard.email}) reached a subscriber but was reported ` +
       `as undelivered: call onUndelivered only when no subscriber received it (${WHERE}/user-service.ts)`)

@@ -1,10 +1,10 @@
 import { gradedFolder } from './support/lesson.ts';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from './support/fixtures.ts';
 import type { UserSignedUp } from '@lesson/03-redis-streams/events.ts';
 import { appendSignup } from '@lesson/03-redis-streams/producer.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess, type LessonProcess } from './support/processes.ts';
-import { pendingEntries, readStream, RedisTestKit, waitForOutputs } from './support/redis.ts';
+import type { LessonProcess, ProcessGroup } from './support/processes.ts';
+import { pendingEntries, readStream, waitForOutputs, type RedisTestKit } from './support/redis.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '03-redis-streams';
@@ -28,23 +28,19 @@ interface WorkerSettings {
  * the requirements can run side by side.
  */
 class Scenario {
-  readonly redis = new RedisTestKit();
-  readonly stream = uniqueName('lesson03-signups');
+  readonly stream: string;
   readonly group = uniqueName('email-service');
-  readonly deadLetters = `${this.stream}:dead`;
-  private readonly workers: LessonProcess[] = [];
+  readonly deadLetters: string;
 
-  constructor(onTestFinished: (fn: () => Promise<void>) => void) {
-    this.redis.deleteAfterTest(this.stream, this.deadLetters);
-    onTestFinished(async () => {
-      await Promise.all(this.workers.map((worker) => worker.stop(1_000)));
-      await this.redis.teardown();
-    });
+  /** The test's fixtures: its keys live under the redis fixture's prefix, its workers in procs. */
+  constructor(readonly redis: RedisTestKit, private readonly procs: ProcessGroup) {
+    this.stream = redis.key('signups');
+    this.deadLetters = `${this.stream}:dead`;
   }
 
   /** Starts email-worker.ts as its own process: one consumer of the group, named `name`. */
   startWorker(settings: WorkerSettings, label = `the consumer ${settings.name}`): LessonProcess {
-    const worker = startLessonProcess(SLUG, 'email-worker.ts', {
+    return this.procs.start(SLUG, 'email-worker.ts', {
       name: `${label} (email-worker.ts)`,
       env: {
         ...serviceEnv('redis'),
@@ -61,8 +57,6 @@ class Scenario {
         MAILER_FAILS_FOR: (settings.failFor ?? []).join(','),
       },
     });
-    this.workers.push(worker);
-    return worker;
   }
 
   /** Appends a signup the way the producer does (type + JSON data), so consumer checks do not depend on producer.ts. */
@@ -113,8 +107,8 @@ function signup(email: string): UserSignedUp {
 
 // The requirements run side by side: most of their time is spent waiting for processes and idle times.
 describe.concurrent('03 redis-streams', () => {
-  it('appendSignup adds the signup as one JSON entry with XADD and caps the stream near maxLength', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('appendSignup adds the signup as one JSON entry with XADD and caps the stream near maxLength', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const app = n.redis.connect();
     const first = signup('ada@example.com');
     const id = await appendSignup(app, n.stream, first, { maxLength: 50 });
@@ -146,8 +140,8 @@ describe.concurrent('03 redis-streams', () => {
     expect(JSON.parse(newest.fields.data ?? 'null'), 'the newest entry should be the last signup appended').toEqual(last);
   });
 
-  it('two consumers in one group split the entries: each is handled exactly once and acknowledged', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('two consumers in one group split the entries: each is handled exactly once and acknowledged', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const a = n.startWorker({ name: 'email-a', delayMs: 100, batchSize: 1 });
     const b = n.startWorker({ name: 'email-b', delayMs: 100, batchSize: 1 });
     await Promise.all([ready(a), ready(b)]);
@@ -174,8 +168,8 @@ describe.concurrent('03 redis-streams', () => {
       `handler has finished, or the group thinks the work was never done (${WHERE}/consumer.ts handle)`);
   });
 
-  it('an entry is acknowledged only after it is processed: a consumer killed mid-work leaves it pending', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('an entry is acknowledged only after it is processed: a consumer killed mid-work leaves it pending', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const a = n.startWorker({ name: 'email-a', delayMs: 60_000 });
     await ready(a);
     const id = await n.append(signup('slow@example.com'));
@@ -190,8 +184,8 @@ describe.concurrent('03 redis-streams', () => {
       `(${WHERE}/consumer.ts handle)`).toEqual([{ id, consumer: 'email-a' }]);
   });
 
-  it("a restarted consumer first handles its own pending entries (ID 0), then new ones ('>')", async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it("a restarted consumer first handles its own pending entries (ID 0), then new ones ('>')", async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const before = n.startWorker({ name: 'email-1', delayMs: 60_000 });
     await ready(before);
     const interrupted = await n.append(signup('interrupted@example.com'));
@@ -213,8 +207,8 @@ describe.concurrent('03 redis-streams', () => {
     await n.untilNothingPending(`the restarted email-1 handled its pending entry but did not acknowledge it (${WHERE}/consumer.ts)`);
   });
 
-  it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const crashed = n.startWorker({ name: 'email-a', delayMs: 60_000 });
     await ready(crashed);
     const id = await n.append(signup('orphan@example.com'));
@@ -230,8 +224,8 @@ describe.concurrent('03 redis-streams', () => {
     await n.untilNothingPending(`email-b handled the claimed entry but did not acknowledge it (${WHERE}/consumer.ts)`);
   });
 
-  it('an entry a live consumer is still working on is not claimed before the minimum idle time', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('an entry a live consumer is still working on is not claimed before the minimum idle time', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const settings = { delayMs: 1_000, claimMinIdleMs: 5_000 };
     const a = n.startWorker({ name: 'email-a', ...settings });
     const b = n.startWorker({ name: 'email-b', ...settings });
@@ -251,8 +245,8 @@ describe.concurrent('03 redis-streams', () => {
       `crashed consumer from a slow one (${WHERE}/consumer.ts claimAbandoned)`).toHaveLength(1);
   });
 
-  it('an entry that keeps failing goes to the dead-letter stream after maxDeliveries attempts instead of looping', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('an entry that keeps failing goes to the dead-letter stream after maxDeliveries attempts instead of looping', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const worker = n.startWorker({ name: 'email-a', failFor: ['bounce@example.com'], maxDeliveries: 2, claimMinIdleMs: 500 });
     await ready(worker);
     const poison = signup('bounce@example.com');
@@ -285,8 +279,8 @@ describe.concurrent('03 redis-streams', () => {
     expect(fields.reason ?? '', 'the dead-letter entry should say why it was set aside (reason field)').not.toBe('');
   });
 
-  it('a malformed entry is dead-lettered at once with its reason, and the consumer keeps going', async ({ expect, onTestFinished }) => {
-    const n = new Scenario(onTestFinished);
+  it('a malformed entry is dead-lettered at once with its reason, and the consumer keeps going', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
     const worker = n.startWorker({ name: 'email-a', claimMinIdleMs: 500 });
     await ready(worker);
     const check = n.redis.connect();

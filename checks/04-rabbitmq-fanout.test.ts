@@ -1,14 +1,13 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from './support/fixtures.ts';
 import type { UserSignedUp } from '@lesson/04-rabbitmq-fanout/events.ts';
 import { startLiveFeed } from '@lesson/04-rabbitmq-fanout/live-feed.ts';
 import { publishSignup } from '@lesson/04-rabbitmq-fanout/publisher.ts';
 import { startSignupSubscriber } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
 import { assertSignupExchange, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess } from './support/processes.ts';
-import { CLASSIC_QUEUE, closeConsumerChannel, useRabbitMQ } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, closeConsumerChannel, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '04-rabbitmq-fanout';
@@ -18,10 +17,9 @@ const WAIT = { timeout: 5_000, interval: 20 };
 
 /** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
 describe('04 rabbitmq-fanout', () => {
-  const rabbit = useRabbitMQ();
 
   /** A fresh exchange name for one test; the services' queues are registered for deletion too. */
-  function signupExchange(): string {
+  function signupExchange(rabbit: RabbitScope): string {
     const exchange = rabbit.exchange(uniqueName('signups'));
     for (const service of [...SERVICES, 'live-feed']) rabbit.queue(serviceQueueName(exchange, service));
     // A solution that shares one queue between services usually names it after the exchange.
@@ -35,14 +33,14 @@ describe('04 rabbitmq-fanout', () => {
   }
 
   /** Publishes through the learner's publishSignup and waits until the broker has routed every signup. */
-  async function publish(exchange: string, events: UserSignedUp[]): Promise<void> {
+  async function publish(rabbit: RabbitScope, exchange: string, events: UserSignedUp[]): Promise<void> {
     const channel = await rabbit.confirmChannel();
     for (const event of events) await publishSignup(channel, exchange, event);
     await channel.waitForConfirms();
   }
 
   /** Starts the learner's subscriber for a service, on its own connection, recording what it handles. */
-  async function subscriber(exchange: string, service: string) {
+  async function subscriber(rabbit: RabbitScope, exchange: string, service: string) {
     const connection = await rabbit.connect();
     const channel = await rabbit.channel(connection);
     const handled: string[] = [];
@@ -53,8 +51,8 @@ describe('04 rabbitmq-fanout', () => {
     return { handled, connection, channel, ...subscription };
   }
 
-  it('signups are published to the fanout exchange as persistent JSON', async () => {
-    const exchange = signupExchange();
+  it('signups are published to the fanout exchange as persistent JSON', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
     await assertSignupExchange(await rabbit.channel(), exchange);
     const mismatch = await rabbit.exchangeMismatch(exchange, 'fanout', { durable: true });
     expect(mismatch, `assertSignupExchange should declare "${exchange}" as a durable fanout exchange; ` +
@@ -65,7 +63,7 @@ describe('04 rabbitmq-fanout', () => {
     const { queue: probe } = await channel.assertQueue('', { exclusive: true, arguments: CLASSIC_QUEUE });
     await channel.bindQueue(probe, exchange, 'any-key-at-all');
     const event = signup('Ada');
-    await publish(exchange, [event]);
+    await publish(rabbit, exchange, [event]);
 
     const received = await rabbit.drain(probe);
     expect(received.length, `a queue bound to the "${exchange}" exchange received ${received.length} messages ` +
@@ -88,11 +86,11 @@ describe('04 rabbitmq-fanout', () => {
     expect(body, `the body should be the signup event as JSON (${WHERE}/publisher.ts)`).toEqual(event);
   });
 
-  it('every bound service gets each signup', async () => {
-    const exchange = signupExchange();
-    const services = await Promise.all(SERVICES.map((service) => subscriber(exchange, service)));
+  it('every bound service gets each signup', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
+    const services = await Promise.all(SERVICES.map((service) => subscriber(rabbit, exchange, service)));
     const events = [signup('Grace'), signup('Linus'), signup('Barbara')];
-    await publish(exchange, events);
+    await publish(rabbit, exchange, events);
     const expected = events.map((e) => e.userId).sort();
 
     await vi.waitFor(() => {
@@ -124,18 +122,18 @@ describe('04 rabbitmq-fanout', () => {
     }
   });
 
-  it('two instances of one service share its queue, so each signup is handled once per service', async () => {
-    const exchange = signupExchange();
+  it('two instances of one service share its queue, so each signup is handled once per service', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
     const [emailA, emailB, audit] = await Promise.all([
-      subscriber(exchange, 'email'),
-      subscriber(exchange, 'email'),
-      subscriber(exchange, 'audit'),
+      subscriber(rabbit, exchange, 'email'),
+      subscriber(rabbit, exchange, 'email'),
+      subscriber(rabbit, exchange, 'audit'),
     ]);
     expect(audit!.queue, `the email and audit services both consume "${audit!.queue}": services that share a ` +
       `queue split its messages between them. Each service needs a queue of its own (${WHERE}/subscriber.ts).`)
       .not.toBe(emailA!.queue);
     const events = [signup('Ada'), signup('Alan'), signup('Edsger'), signup('Frances')];
-    await publish(exchange, events);
+    await publish(rabbit, exchange, events);
     const expected = events.map((e) => e.userId).sort();
     const emails = () => [...emailA!.handled, ...emailB!.handled].sort();
 
@@ -151,16 +149,16 @@ describe('04 rabbitmq-fanout', () => {
       `the service gets every signup (${WHERE}/topology.ts).`).toEqual(expected);
   });
 
-  it('a service that was down when a signup was published receives it when it comes back', async () => {
-    const exchange = signupExchange();
+  it('a service that was down when a signup was published receives it when it comes back', async ({ rabbit, procs }) => {
+    const exchange = signupExchange(rabbit);
     const env = { ...serviceEnv('rabbitmq'), SIGNUP_EXCHANGE: exchange, SERVICE_NAME: 'email' };
-    const first = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service (service.ts)' });
+    const first = procs.start(SLUG, 'service.ts', { env, name: 'the email service (service.ts)' });
     const ready = await first.waitForOutput(/ready: consuming (\S+)/, 'reported it was ready');
     const queue = rabbit.queue(ready[1]!);
     await first.stop();
 
     const missed = signup('Margaret');
-    await publish(exchange, [missed]);
+    await publish(rabbit, exchange, [missed]);
     const waiting = await rabbit.readyMessages(queue);
     expect(waiting, `the email service's queue "${queue}" no longer exists now that the service is down. An ` +
       'exclusive or auto-delete queue dies with its consumer, and then the exchange has nowhere to put the signup: ' +
@@ -169,14 +167,14 @@ describe('04 rabbitmq-fanout', () => {
     expect(waiting, `while the email service was down, its queue "${queue}" should hold the signup for it; it holds ` +
       `${waiting} messages. Is the queue bound to the exchange (${WHERE}/topology.ts)?`).toBe(1);
 
-    const second = startLessonProcess(SLUG, 'service.ts', { env, name: 'the email service, restarted' });
+    const second = procs.start(SLUG, 'service.ts', { env, name: 'the email service, restarted' });
     await second.waitForOutput(new RegExp(`handled user\\.signed-up ${missed.userId}`),
       `handled the signup ${missed.userId} that was published while it was down`);
     await second.stop();
   });
 
-  it('a live feed on an exclusive auto-delete queue receives signups only while it is connected', async () => {
-    const exchange = signupExchange();
+  it('a live feed on an exclusive auto-delete queue receives signups only while it is connected', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
     await assertSignupExchange(await rabbit.channel(), exchange);
 
     const firstConnection = await rabbit.connect();
@@ -184,7 +182,7 @@ describe('04 rabbitmq-fanout', () => {
     const firstFeed = await startLiveFeed(await rabbit.channel(firstConnection), exchange, (e) => void firstSeen.push(e.userId));
     rabbit.queue(firstFeed.queue);
     const whileOpen = signup('Hedy');
-    await publish(exchange, [whileOpen]);
+    await publish(rabbit, exchange, [whileOpen]);
     await vi.waitFor(() => expect(firstSeen, `the live feed never received a signup published while it was open ` +
       `(${WHERE}/live-feed.ts)`).toContain(whileOpen.userId), WAIT);
 
@@ -195,14 +193,14 @@ describe('04 rabbitmq-fanout', () => {
       `connection (${WHERE}/live-feed.ts).`).toBe(false), WAIT);
 
     const whileClosed = signup('Katherine');
-    await publish(exchange, [whileClosed]);
+    await publish(rabbit, exchange, [whileClosed]);
 
     const secondConnection = await rabbit.connect();
     const secondSeen: string[] = [];
     const secondFeed = await startLiveFeed(await rabbit.channel(secondConnection), exchange, (e) => void secondSeen.push(e.userId));
     rabbit.queue(secondFeed.queue);
     const afterReopen = signup('Annie');
-    await publish(exchange, [afterReopen]);
+    await publish(rabbit, exchange, [afterReopen]);
     await vi.waitFor(() => expect(secondSeen, `a new live feed never received a signup published after it ` +
       `started (${WHERE}/live-feed.ts)`).toContain(afterReopen.userId), WAIT);
     expect(secondSeen, 'the new live feed received a signup published while no feed was open: its queue outlived ' +
@@ -210,15 +208,15 @@ describe('04 rabbitmq-fanout', () => {
       .not.toContain(whileClosed.userId);
   });
 
-  it('a malformed signup message is rejected without stopping the service', async () => {
-    const exchange = signupExchange();
-    const email = await subscriber(exchange, 'email');
+  it('a malformed signup message is rejected without stopping the service', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
+    const email = await subscriber(rabbit, exchange, 'email');
     const raw = await rabbit.confirmChannel();
     raw.publish(exchange, '', Buffer.from('{ this is not json'), { contentType: 'application/json' });
     raw.publish(exchange, '', Buffer.from(JSON.stringify({ userId: 42 })), { contentType: 'application/json' });
     await raw.waitForConfirms();
     const valid = signup('Radia');
-    await publish(exchange, [valid]);
+    await publish(rabbit, exchange, [valid]);
 
     await vi.waitFor(() => expect(email.handled, 'after two malformed messages, a valid signup never reached the ' +
       'handler: a message that cannot be parsed must be rejected (channel.nack(message, false, false)) so the ' +

@@ -6,8 +6,7 @@ import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
 import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
 import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess } from './support/processes.ts';
-import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope, useRabbitMQ } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv, serviceUrl } from './support/services.ts';
 
 const SLUG = '05-rabbitmq-work-queues';
@@ -65,24 +64,23 @@ async function producerFailure(): Promise<unknown> {
 }
 
 describe('05 rabbitmq-work-queues', () => {
-  const rabbit = useRabbitMQ();
 
   /** A durable classic queue declared by the check, for requirements about the worker alone. */
-  async function jobQueue(): Promise<string> {
+  async function jobQueue(rabbit: RabbitScope): Promise<string> {
     const queue = rabbit.queue(uniqueName('uploads'));
     await (await rabbit.channel()).assertQueue(queue, { durable: true, arguments: CLASSIC_QUEUE });
     return queue;
   }
 
   /** Starts the learner's worker in this process, on a connection of its own. */
-  async function worker(queue: string, name: string, handle: JobHandler) {
+  async function worker(rabbit: RabbitScope, queue: string, name: string, handle: JobHandler) {
     const connection = await rabbit.connect();
     const channel = await rabbit.channel(connection);
     await startWorker(channel, queue, handle, { prefetch: 1, name });
     return { connection, channel };
   }
 
-  it('jobs are published to the durable queue as persistent JSON messages', async () => {
+  it('jobs are published to the durable queue as persistent JSON messages', async ({ rabbit }) => {
     const queue = rabbit.queue(uniqueName('uploads'));
     await assertJobQueue(await rabbit.channel(), queue);
     const jobs = uploadJobs(3);
@@ -105,11 +103,11 @@ describe('05 rabbitmq-work-queues', () => {
       `as JSON, in the order published: use encodeJob(job) (${WHERE}/producer.ts)`).toEqual(jobs);
   });
 
-  it('each job is processed by exactly one worker when all jobs succeed', async () => {
-    const queue = await jobQueue();
+  it('each job is processed by exactly one worker when all jobs succeed', async ({ rabbit }) => {
+    const queue = await jobQueue(rabbit);
     const processed: Array<{ worker: string; jobId: string }> = [];
     const workers = await Promise.all(['worker-a', 'worker-b', 'worker-c'].map((name) =>
-      worker(queue, name, async (job) => void processed.push({ worker: name, jobId: job.jobId }))));
+      worker(rabbit, queue, name, async (job) => void processed.push({ worker: name, jobId: job.jobId }))));
     const jobs = uploadJobs(12);
     await sendJobs(rabbit, queue, jobs);
 
@@ -127,10 +125,10 @@ describe('05 rabbitmq-work-queues', () => {
       `they were never acknowledged. Call channel.ack(message) once the handler has finished (${WHERE}/worker.ts)`).toBe(0);
   });
 
-  it('a job is acknowledged only after its work is done', async () => {
-    const queue = await jobQueue();
+  it('a job is acknowledged only after its work is done', async ({ rabbit }) => {
+    const queue = await jobQueue(rabbit);
     const started: string[] = [];
-    const { connection } = await worker(queue, 'worker-a', async (job) => {
+    const { connection } = await worker(rabbit, queue, 'worker-a', async (job) => {
       started.push(job.jobId);
       await forever;
     });
@@ -150,17 +148,17 @@ describe('05 rabbitmq-work-queues', () => {
       'redelivered').toBe(true);
   });
 
-  it('a worker killed mid-job has its job redelivered to another worker, flagged redelivered, and completed once', async () => {
+  it('a worker killed mid-job has its job redelivered to another worker, flagged redelivered, and completed once', async ({ rabbit, procs }) => {
     const queue = rabbit.queue(uniqueName('uploads'));
     const env = (name: string, workMs: number) => ({ ...serviceEnv('rabbitmq'), JOB_QUEUE: queue, WORKER_NAME: name, WORK_MS: String(workMs) });
     // worker-a takes a minute per job: it will still be busy when it is killed.
-    const slow = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-a', 60_000), name: 'worker-a (worker-main.ts)' });
+    const slow = procs.start(SLUG, 'worker-main.ts', { env: env('worker-a', 60_000), name: 'worker-a (worker-main.ts)' });
     await slow.waitForOutput(/ready: consuming/, 'reported it was ready');
     const [job] = uploadJobs(1);
     await sendJobs(rabbit, queue, [job!]);
     await slow.waitForOutput(new RegExp(`started ${job!.jobId}`), `started job ${job!.jobId}`);
 
-    const fast = startLessonProcess(SLUG, 'worker-main.ts', { env: env('worker-b', 10), name: 'worker-b (worker-main.ts)' });
+    const fast = procs.start(SLUG, 'worker-main.ts', { env: env('worker-b', 10), name: 'worker-b (worker-main.ts)' });
     await fast.waitForOutput(/ready: consuming/, 'reported it was ready');
     await slow.kill('SIGKILL');
 
@@ -176,16 +174,16 @@ describe('05 rabbitmq-work-queues', () => {
     expect(await rabbit.readyMessages(queue), 'the queue should be empty once the job is done').toBe(0);
   });
 
-  it('prefetch gives fair dispatch: a slow worker holds one job while a fast worker does the rest', async () => {
-    const queue = await jobQueue();
+  it('prefetch gives fair dispatch: a slow worker holds one job while a fast worker does the rest', async ({ rabbit }) => {
+    const queue = await jobQueue(rabbit);
     const slowJobs: string[] = [];
     const fastJobs: string[] = [];
     // The slow worker starts every job it gets and finishes none of them during the test.
-    await worker(queue, 'slow-worker', async (job) => {
+    await worker(rabbit, queue, 'slow-worker', async (job) => {
       slowJobs.push(job.jobId);
       await forever;
     });
-    await worker(queue, 'fast-worker', async (job) => void fastJobs.push(job.jobId));
+    await worker(rabbit, queue, 'fast-worker', async (job) => void fastJobs.push(job.jobId));
     const jobs = uploadJobs(10);
     await sendJobs(rabbit, queue, jobs);
 
@@ -198,7 +196,7 @@ describe('05 rabbitmq-work-queues', () => {
     expect([...slowJobs, ...fastJobs].sort(), 'every job should reach exactly one worker').toEqual(jobs.map((j) => j.jobId).sort());
   });
 
-  it('publishJobs waits for publisher confirms and rejects when the broker refuses a job', async () => {
+  it('publishJobs waits for publisher confirms and rejects when the broker refuses a job', async ({ rabbit }) => {
     // A queue that holds two jobs and refuses (nacks) any more: the broker saying "not taken".
     const queue = rabbit.queue(uniqueName('uploads-full'));
     await (await rabbit.channel()).assertQueue(queue, {
@@ -219,10 +217,10 @@ describe('05 rabbitmq-work-queues', () => {
       `channel.waitForConfirms(), which rejects on a nack (${WHERE}/producer.ts)`).toMatch(/^rejected/);
   });
 
-  it('a malformed job is rejected without stopping the worker', async () => {
-    const queue = await jobQueue();
+  it('a malformed job is rejected without stopping the worker', async ({ rabbit }) => {
+    const queue = await jobQueue(rabbit);
     const processed: string[] = [];
-    const { channel } = await worker(queue, 'worker-a', async (job) => void processed.push(job.jobId));
+    const { channel } = await worker(rabbit, queue, 'worker-a', async (job) => void processed.push(job.jobId));
     const raw = await rabbit.confirmChannel();
     raw.sendToQueue(queue, Buffer.from('<thumbnail please>'), { persistent: true });
     raw.sendToQueue(queue, Buffer.from(JSON.stringify({ jobId: 7, fileName: '' })), { persistent: true });

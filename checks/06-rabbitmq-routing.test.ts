@@ -1,12 +1,12 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it } from './support/fixtures.ts';
 import type { OrderEvent } from '@lesson/06-rabbitmq-routing/orders.ts';
 import { OrderEventPublisher } from '@lesson/06-rabbitmq-routing/publisher.ts';
 import { declareOrderRouting, type RoutingNames } from '@lesson/06-rabbitmq-routing/routing.ts';
 import { HEADERS_BINDINGS, TOPIC_BINDINGS, type Subscriber } from '@lesson/06-rabbitmq-routing/subscribers.ts';
 import { uniqueName } from './support/names.ts';
-import { messageIds, useRabbitMQ } from './support/rabbitmq.ts';
+import { messageIds, type RabbitScope } from './support/rabbitmq.ts';
 
 const SLUG = '06-rabbitmq-routing';
 const WHERE = gradedFolder(SLUG);
@@ -52,10 +52,9 @@ function orderEvent(): OrderEvent {
 }
 
 describe('06 rabbitmq-routing', () => {
-  const rabbit = useRabbitMQ();
 
   /** Declares the learner's routing under fresh names, all registered for deletion. */
-  async function routing(): Promise<RoutingNames> {
+  async function routing(rabbit: RabbitScope): Promise<RoutingNames> {
     const names: RoutingNames = {
       kindExchange: rabbit.exchange(uniqueName('orders-kind')),
       topicExchange: rabbit.exchange(uniqueName('orders-topic')),
@@ -67,40 +66,40 @@ describe('06 rabbitmq-routing', () => {
   }
 
   /** Publishes one message per routing key (its id is the key) and waits until the broker has routed all. */
-  async function publishKeys(exchange: string, keys: readonly string[]): Promise<void> {
+  async function publishKeys(rabbit: RabbitScope, exchange: string, keys: readonly string[]): Promise<void> {
     const channel = await rabbit.confirmChannel();
     for (const key of keys) channel.publish(exchange, key, Buffer.from('{}'), { messageId: key, contentType: 'application/json' });
     await channel.waitForConfirms();
   }
 
   /** What a subscriber's queue holds, by message id. */
-  async function received(names: RoutingNames, subscriber: Subscriber): Promise<string[]> {
+  async function received(rabbit: RabbitScope, names: RoutingNames, subscriber: Subscriber): Promise<string[]> {
     return messageIds(await rabbit.drain(names.queues[subscriber])).sort();
   }
 
   /** A hint when the exchange was declared with another type than the requirement needs. */
-  async function typeHint(exchange: string, type: string): Promise<string> {
+  async function typeHint(rabbit: RabbitScope, exchange: string, type: string): Promise<string> {
     const mismatch = await rabbit.exchangeMismatch(exchange, type, { durable: true });
     return mismatch ? ` The exchange is not a durable ${type} exchange (the broker says: ${mismatch}); see ${WHERE}/routing.ts.` : '';
   }
 
   /** Wildcards and header matching exist only on their own exchange types: check that first. */
-  async function expectExchangeType(exchange: string, type: 'topic' | 'headers', why: string): Promise<void> {
+  async function expectExchangeType(rabbit: RabbitScope, exchange: string, type: 'topic' | 'headers', why: string): Promise<void> {
     const mismatch = await rabbit.exchangeMismatch(exchange, type, { durable: true });
     expect(mismatch, `"${exchange}" should be a durable ${type} exchange, but the broker says: ${mismatch}. ${why} ` +
       `Declare it with channel.assertExchange(name, '${type}', { durable: true }) (${WHERE}/routing.ts).`).toBeUndefined();
   }
 
-  it('a direct exchange delivers only on an exact routing key match', async () => {
-    const names = await routing();
-    await publishKeys(names.kindExchange, ['order.placed', 'order.paid', 'order.refunded', 'order.paid.eu', 'order.*', 'ORDER.PAID']);
-    const billing = await received(names, 'billing');
-    const shipping = await received(names, 'shipping');
+  it('a direct exchange delivers only on an exact routing key match', async ({ rabbit }) => {
+    const names = await routing(rabbit);
+    await publishKeys(rabbit, names.kindExchange, ['order.placed', 'order.paid', 'order.refunded', 'order.paid.eu', 'order.*', 'ORDER.PAID']);
+    const billing = await received(rabbit, names, 'billing');
+    const shipping = await received(rabbit, names, 'shipping');
     const expectedBilling = ['order.paid', 'order.refunded'];
     const expectedShipping = ['order.paid'];
 
     const hint = billing.join() === expectedBilling.join() && shipping.join() === expectedShipping.join()
-      ? '' : await typeHint(names.kindExchange, 'direct');
+      ? '' : await typeHint(rabbit, names.kindExchange, 'direct');
     expect(billing, `billing should receive exactly ${JSON.stringify(expectedBilling)} from the direct exchange, and ` +
       `received ${JSON.stringify(billing)}. A direct exchange compares the whole routing key, character for character: ` +
       `no patterns, no prefixes, case-sensitive. Check KIND_BINDINGS (${WHERE}/subscribers.ts) and the exchange type ` +
@@ -109,12 +108,12 @@ describe('06 rabbitmq-routing', () => {
       `${JSON.stringify(shipping)} (${WHERE}/subscribers.ts, routing.ts).${hint}`).toEqual(expectedShipping);
   });
 
-  it('in a topic binding, * matches exactly one word', async () => {
-    const names = await routing();
-    await expectExchangeType(names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
-    await publishKeys(names.topicExchange, TOPIC_KEYS);
-    const standard = await received(names, 'standardDesk');
-    const express = await received(names, 'expressDesk');
+  it('in a topic binding, * matches exactly one word', async ({ rabbit }) => {
+    const names = await routing(rabbit);
+    await expectExchangeType(rabbit, names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
+    await publishKeys(rabbit, names.topicExchange, TOPIC_KEYS);
+    const standard = await received(rabbit, names, 'standardDesk');
+    const express = await received(rabbit, names, 'expressDesk');
     const expectedStandard = ['order.placed.eu', 'order.placed.us'];
     const expectedExpress = ['order.placed.eu.express', 'order.placed.us.express'];
 
@@ -127,12 +126,12 @@ describe('06 rabbitmq-routing', () => {
       `varies, the region (${WHERE}/subscribers.ts).`).toEqual(expectedExpress);
   });
 
-  it('in a topic binding, # matches zero or more words', async () => {
-    const names = await routing();
-    await expectExchangeType(names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
-    await publishKeys(names.topicExchange, TOPIC_KEYS);
-    const warehouse = await received(names, 'euWarehouse');
-    const audit = await received(names, 'audit');
+  it('in a topic binding, # matches zero or more words', async ({ rabbit }) => {
+    const names = await routing(rabbit);
+    await expectExchangeType(rabbit, names.topicExchange, 'topic', WILDCARDS_NEED_TOPIC);
+    await publishKeys(rabbit, names.topicExchange, TOPIC_KEYS);
+    const warehouse = await received(rabbit, names, 'euWarehouse');
+    const audit = await received(rabbit, names, 'audit');
     const expectedWarehouse = ['order.placed.eu', 'order.placed.eu.express'];
     const expectedAudit = TOPIC_KEYS.filter((key) => key.startsWith('order.')).sort();
 
@@ -145,7 +144,7 @@ describe('06 rabbitmq-routing', () => {
       `(${WHERE}/subscribers.ts).`).toEqual(expectedAudit);
   });
 
-  async function publishHeaders(names: RoutingNames): Promise<void> {
+  async function publishHeaders(rabbit: RabbitScope, names: RoutingNames): Promise<void> {
     const channel = await rabbit.confirmChannel();
     for (const [id, headers] of Object.entries(HEADER_MESSAGES)) {
       // The routing key is deliberately meaningless: a headers exchange ignores it.
@@ -154,11 +153,11 @@ describe('06 rabbitmq-routing', () => {
     await channel.waitForConfirms();
   }
 
-  it('a headers binding with x-match all needs every listed header to match', async () => {
-    const names = await routing();
-    await expectExchangeType(names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
-    await publishHeaders(names);
-    const euExpress = await received(names, 'euExpress');
+  it('a headers binding with x-match all needs every listed header to match', async ({ rabbit }) => {
+    const names = await routing(rabbit);
+    await expectExchangeType(rabbit, names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
+    await publishHeaders(rabbit, names);
+    const euExpress = await received(rabbit, names, 'euExpress');
     const expected = ['eu-express-card-low', 'eu-express-invoice-high'];
     expect(euExpress, `euExpress (bound with ${JSON.stringify(HEADERS_BINDINGS.euExpress)}) should get the orders ` +
       `whose headers say region=eu AND tier=express: ${JSON.stringify(expected)}. It received ` +
@@ -166,11 +165,11 @@ describe('06 rabbitmq-routing', () => {
       `value (${WHERE}/subscribers.ts).`).toEqual(expected);
   });
 
-  it('a headers binding with x-match any needs one listed header to match', async () => {
-    const names = await routing();
-    await expectExchangeType(names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
-    await publishHeaders(names);
-    const review = await received(names, 'riskReview');
+  it('a headers binding with x-match any needs one listed header to match', async ({ rabbit }) => {
+    const names = await routing(rabbit);
+    await expectExchangeType(rabbit, names.headersExchange, 'headers', MATCHING_NEEDS_HEADERS);
+    await publishHeaders(rabbit, names);
+    const review = await received(rabbit, names, 'riskReview');
     const expected = ['eu-express-invoice-high', 'eu-standard-invoice-low', 'us-express-card-high'];
     expect(review, `riskReview (bound with ${JSON.stringify(HEADERS_BINDINGS.riskReview)}) should get the orders ` +
       `paid by invoice OR rated high-risk: ${JSON.stringify(expected)}. It received ${JSON.stringify(review)}. ` +
@@ -178,8 +177,8 @@ describe('06 rabbitmq-routing', () => {
       `(${WHERE}/subscribers.ts).`).toEqual(expected);
   });
 
-  it('an unroutable message is detected with the mandatory flag instead of being silently dropped', async () => {
-    const names = await routing();
+  it('an unroutable message is detected with the mandatory flag instead of being silently dropped', async ({ rabbit }) => {
+    const names = await routing(rabbit);
     const publisher = new OrderEventPublisher(await rabbit.confirmChannel());
 
     const routed = await publisher.publish(names.topicExchange, 'order.placed.eu', orderEvent());
@@ -200,7 +199,7 @@ describe('06 rabbitmq-routing', () => {
     expect(routedAgain, 'after an unroutable message, the next routable one should be reported routed: pair each ' +
       `returned message with its own publish, e.g. by messageId (${WHERE}/publisher.ts)`).toBe('routed');
 
-    const queued = await received(names, 'billing');
+    const queued = await received(rabbit, names, 'billing');
     expect(queued.length, 'the order.paid event should be in billing\'s queue').toBe(1);
   });
 });

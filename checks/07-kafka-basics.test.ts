@@ -1,20 +1,18 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from './support/fixtures.ts';
 import type { Message } from 'kafkajs';
 import { MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
 import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
 import { startInventoryConsumer, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
 import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
 import { ensureTopic } from '@lesson/07-kafka-basics/topics.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, useKafka } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, type KafkaTestKit } from './support/kafka.ts';
 import { uniqueName } from './support/names.ts';
-import { startLessonProcess } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '07-kafka-basics';
 const WHERE = gradedFolder(SLUG);
-const kafka = useKafka();
 
 const at = () => new Date().toISOString();
 
@@ -51,14 +49,14 @@ function wellFormed(event: OrderEvent, correlationId: string): Message {
   };
 }
 
-async function connectedPublisher(topic: string): Promise<OrderEventPublisher> {
+async function connectedPublisher(kafka: KafkaTestKit, topic: string): Promise<OrderEventPublisher> {
   const publisher = new OrderEventPublisher(kafka.client('order-service'), topic);
   await publisher.connect();
   kafka.cleanup(() => publisher.disconnect());
   return publisher;
 }
 
-async function startConsumer(topic: string, handle: (received: ReceivedOrderEvent) => void, onMalformed?: (error: MalformedEventError) => void) {
+async function startConsumer(kafka: KafkaTestKit, topic: string, handle: (received: ReceivedOrderEvent) => void, onMalformed?: (error: MalformedEventError) => void) {
   const consumer = await startInventoryConsumer({
     kafka: kafka.client('inventory-service'),
     topic,
@@ -72,7 +70,7 @@ async function startConsumer(topic: string, handle: (received: ReceivedOrderEven
 }
 
 describe('07 kafka-basics', () => {
-  it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async () => {
+  it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async ({ kafka }) => {
     const topic = uniqueName('orders');
     const admin = await kafka.adminFor(topic);
     kafka.cleanup(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
@@ -88,10 +86,10 @@ describe('07 kafka-basics', () => {
       `services call it on every start (${WHERE}/topics.ts)`).resolves.toBeUndefined();
   });
 
-  it('every message is keyed by its order id and carries event-type, event-version and correlation-id headers', async () => {
+  it('every message is keyed by its order id and carries event-type, event-version and correlation-id headers', async ({ kafka }) => {
     const topic = await kafka.createTopic('orders', 3);
     const events = [placed('order-a'), amended('order-a', 3), placed('order-b'), cancelled('order-a')];
-    const publisher = await connectedPublisher(topic);
+    const publisher = await connectedPublisher(kafka, topic);
     await publisher.publish(events, { correlationId: 'checkout-42' });
 
     const messages = await kafka.readMessages(topic, events.length);
@@ -114,13 +112,13 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('all events of one order land on one partition and reach the consumer in publish order', async () => {
+  it('all events of one order land on one partition and reach the consumer in publish order', async ({ kafka }) => {
     const topic = await kafka.createTopic('orders', 4);
     const events = interleavedLifecycles(9, 6);
     const received: ReceivedOrderEvent[] = [];
-    await startConsumer(topic, (r) => void received.push(r));
+    await startConsumer(kafka, topic, (r) => void received.push(r));
 
-    const publisher = await connectedPublisher(topic);
+    const publisher = await connectedPublisher(kafka, topic);
     await publisher.publish(events, { correlationId: 'bulk-import-7' });
 
     await vi.waitFor(() => {
@@ -141,7 +139,7 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('the inventory consumer group receives every event, decoded with its type, version and correlation id', async () => {
+  it('the inventory consumer group receives every event, decoded with its type, version and correlation id', async ({ kafka }) => {
     const topic = await kafka.createTopic('orders', 3);
     const events = interleavedLifecycles(5, 3);
     const producer = await kafka.producer();
@@ -149,7 +147,7 @@ describe('07 kafka-basics', () => {
 
     const received: ReceivedOrderEvent[] = [];
     const rejected: MalformedEventError[] = [];
-    await startConsumer(topic, (r) => void received.push(r), (error) => void rejected.push(error));
+    await startConsumer(kafka, topic, (r) => void received.push(r), (error) => void rejected.push(error));
 
     await vi.waitFor(() => {
       const why = rejected.length > 0
@@ -171,7 +169,7 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('a malformed message is reported with its reason and skipped, and consumption continues', async () => {
+  it('a malformed message is reported with its reason and skipped, and consumption continues', async ({ kafka }) => {
     const topic = await kafka.createTopic('orders', 1);
     const good = placed('order-after-the-bad-ones');
     const producer = await kafka.producer();
@@ -184,7 +182,7 @@ describe('07 kafka-basics', () => {
 
     const received: ReceivedOrderEvent[] = [];
     const reported: unknown[] = [];
-    await startConsumer(topic, (r) => void received.push(r), (error) => void reported.push(error));
+    await startConsumer(kafka, topic, (r) => void received.push(r), (error) => void reported.push(error));
 
     await vi.waitFor(() => {
       expect(received.map((r) => r.event.eventId), kafka.withHandlerErrors('the valid event after three malformed ones never ' +
@@ -200,12 +198,12 @@ describe('07 kafka-basics', () => {
       '"event-type" header').toMatch(/event-type/);
   });
 
-  it('the order service and the inventory service disconnect cleanly when they finish or are stopped', async () => {
+  it('the order service and the inventory service disconnect cleanly when they finish or are stopped', async ({ kafka, procs }) => {
     const topic = await kafka.createTopic('orders', 3);
     const groupId = kafka.groupId('inventory');
     const env = { ...serviceEnv('kafka'), ...groupTimingsEnv(), ORDERS_TOPIC: topic, INVENTORY_GROUP: groupId, ORDER_COUNT: '2' };
-    const inventory = startLessonProcess(SLUG, 'inventory-service.ts', { env, name: 'the inventory service' });
-    const orders = startLessonProcess(SLUG, 'order-service.ts', { env, name: 'the order service' });
+    const inventory = procs.start(SLUG, 'inventory-service.ts', { env, name: 'the inventory service' });
+    const orders = procs.start(SLUG, 'order-service.ts', { env, name: 'the order service' });
     kafka.cleanup(() => Promise.all([inventory.stop(), orders.stop()]));
 
     const exit = await exitWithin(orders.exited, 10_000, () => 'the order service published its events but never exited. ' +

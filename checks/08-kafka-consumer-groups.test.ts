@@ -1,21 +1,19 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, it, vi } from 'vitest';
+import { describe, it, vi } from './support/fixtures.ts';
 import type { Message } from 'kafkajs';
 import { encodeOrderEvent } from '@lesson/08-kafka-consumer-groups/codec.ts';
 import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
 import { consumerLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
 import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, useKafka } from './support/kafka.ts';
-import { startLessonProcess } from './support/processes.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '08-kafka-consumer-groups';
 const WHERE = gradedFolder(SLUG);
 // The requirements run side by side (each on its own topic and group): most of their time is
 // spent waiting for the broker, not computing.
-const kafka = useKafka();
 
 function orderMessage(partition?: number): Message & { orderId: string } {
   const orderId = `order-${randomUUID()}`;
@@ -39,7 +37,7 @@ interface Processed extends MessagePosition {
   worker: string;
 }
 
-async function startWorker(name: string, topic: string, groupId: string, log: Processed[], handle?: (position: MessagePosition) => Promise<void>): Promise<OrderWorker> {
+async function startWorker(kafka: KafkaTestKit, name: string, topic: string, groupId: string, log: Processed[], handle?: (position: MessagePosition) => Promise<void>): Promise<OrderWorker> {
   const worker = await startOrderWorker({
     kafka: kafka.client(name),
     topic,
@@ -71,12 +69,12 @@ function processedOffsets(output: string): number[] {
 }
 
 describe.concurrent('08 kafka-consumer-groups', () => {
-  it('partitions are spread over the group\'s members and move to the survivor when a member leaves', async ({ expect }) => {
+  it('partitions are spread over the group\'s members and move to the survivor when a member leaves', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 4);
     const groupId = kafka.groupId('fulfilment');
     const log: Processed[] = [];
-    const workerA = await startWorker('worker-a', topic, groupId, log);
-    await startWorker('worker-b', topic, groupId, log);
+    const workerA = await startWorker(kafka, 'worker-a', topic, groupId, log);
+    await startWorker(kafka, 'worker-b', topic, groupId, log);
 
     let owned = new Map<string, number[]>();
     await vi.waitFor(async () => {
@@ -116,7 +114,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     }, { timeout: 8_000, interval: 50 });
   });
 
-  it('each message\'s offset + 1 is committed after it is processed, never before', async ({ expect }) => {
+  it('each message\'s offset + 1 is committed after it is processed, never before', async ({ kafka, expect }) => {
     expect(nextOffset('41'), `the offset to commit after processing offset 41 is "42" (${WHERE}/order-worker.ts nextOffset)`).toBe('42');
     expect(nextOffset('9007199254740993'), 'offsets are 64-bit: beyond 2^53 a JavaScript number cannot hold them exactly, ' +
       `so add one with BigInt (${WHERE}/order-worker.ts nextOffset)`).toBe('9007199254740994');
@@ -128,7 +126,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
 
     const log: Processed[] = [];
     const held = gate();
-    await startWorker('worker', topic, groupId, log, async ({ offset }) => {
+    await startWorker(kafka, 'worker', topic, groupId, log, async ({ offset }) => {
       if (offset === '2') await held.opened;
     });
     kafka.cleanup(async () => held.open());
@@ -148,7 +146,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     }, { timeout: 5_000, interval: 50 });
   });
 
-  it('a worker killed after processing a message but before committing it: the next member processes it again and skips nothing', async ({ expect }) => {
+  it('a worker killed after processing a message but before committing it: the next member processes it again and skips nothing', async ({ kafka, expect, procs }) => {
     const topic = await kafka.createTopic('orders', 1);
     const groupId = kafka.groupId('fulfilment');
     const producer = await kafka.producer();
@@ -157,7 +155,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     // group's rebalance timeout before dropping it: keep it short here, both workers are alone.
     const env = { ...serviceEnv('kafka'), ...groupTimingsEnv({ rebalanceTimeout: 1_000 }), ORDERS_TOPIC: topic, WORKER_GROUP: groupId };
 
-    const first = startLessonProcess(SLUG, 'worker.ts', { env: { ...env, CRASH_AFTER_PROCESSING: '4' }, name: 'worker A' });
+    const first = procs.start(SLUG, 'worker.ts', { env: { ...env, CRASH_AFTER_PROCESSING: '4' }, name: 'worker A' });
     kafka.cleanup(() => first.stop());
     const crash = await exitWithin(first.exited, 10_000, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
     expect(crash.signal, `worker A should have crashed after processing its 4th message (the crash switch in ${WHERE}/worker.ts). ` +
@@ -168,7 +166,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
     expect(committed, afterCrash(committed)).toBe(3);
 
-    const second = startLessonProcess(SLUG, 'worker.ts', { env, name: 'worker B' });
+    const second = procs.start(SLUG, 'worker.ts', { env, name: 'worker B' });
     kafka.cleanup(() => second.stop());
     await second.waitForOutput(/^processed 0:7 /m, 'processed the rest of the partition (up to offset 7)', 12_000);
     const redone = processedOffsets(second.output());
@@ -178,7 +176,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     expect(redone, 'worker B should continue with every message after it, none skipped').toEqual([3, 4, 5, 6, 7]);
   });
 
-  it('consumer lag per partition is the latest offset minus the committed one, or minus the earliest retained when nothing is committed', async ({ expect }) => {
+  it('consumer lag per partition is the latest offset minus the committed one, or minus the earliest retained when nothing is committed', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 4);
     const groupId = kafka.groupId('fulfilment');
     const producer = await kafka.producer();
@@ -189,7 +187,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     // partition leaders from metadata it has already loaded, so load it first.)
     await admin.fetchTopicMetadata({ topics: [topic] });
     await admin.deleteTopicRecords({ topic, partitions: [{ partition: 3, offset: '1' }] });
-    await commitAsGroupMember(groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }]);
+    await commitAsGroupMember(kafka, groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }]);
 
     const lags = await consumerLag(admin, groupId, topic);
     const expected = [
@@ -204,11 +202,11 @@ describe.concurrent('08 kafka-consumer-groups', () => {
       `retained message (${WHERE}/lag.ts)`).toEqual(expected);
   });
 
-  it('the autoscaler plans no more workers than partitions, because extra members sit idle', async ({ expect }) => {
+  it('the autoscaler plans no more workers than partitions, because extra members sit idle', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 2);
     const groupId = kafka.groupId('fulfilment');
     const log: Processed[] = [];
-    for (const name of ['worker-1', 'worker-2', 'worker-3']) await startWorker(name, topic, groupId, log);
+    for (const name of ['worker-1', 'worker-2', 'worker-3']) await startWorker(kafka, name, topic, groupId, log);
     let idle = '';
     await vi.waitFor(async () => {
       const { state, members } = await kafka.groupMembers(groupId, topic);
@@ -260,7 +258,7 @@ function afterCrash(committed: number): string {
 }
 
 /** Commits offsets for a group the way a member does: join, commit, leave. */
-async function commitAsGroupMember(groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void> {
+async function commitAsGroupMember(kafka: KafkaTestKit, groupId: string, topic: string, offsets: Array<{ partition: number; offset: string }>): Promise<void> {
   const consumer = kafka.client('check-committer').consumer({ groupId, ...CHECK_GROUP_TIMINGS });
   await consumer.connect();
   try {

@@ -1,17 +1,16 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, it, vi } from 'vitest';
+import { describe, it, vi } from './support/fixtures.ts';
 import { encodeMovement } from '@lesson/09-kafka-replay/codec.ts';
 import type { StockMovement } from '@lesson/09-kafka-replay/events.ts';
 import { stockChange, type StockChange } from '@lesson/09-kafka-replay/projection.ts';
 import { rebuildStockProjection, startStockProjection, type RunningProjection } from '@lesson/09-kafka-replay/projector.ts';
 import type { StockLevels, StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
-import { CHECK_GROUP_TIMINGS, produce, useKafka } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, produce, type KafkaTestKit } from './support/kafka.ts';
 
 const SLUG = '09-kafka-replay';
 const WHERE = gradedFolder(SLUG);
 // Each requirement has its own topic and group; they run side by side.
-const kafka = useKafka();
 
 const SKUS = ['SKU-MUG', 'SKU-KETTLE', 'SKU-TEAPOT', 'SKU-SPOON', 'SKU-TRAY', 'SKU-JUG'];
 
@@ -73,27 +72,27 @@ class RecordingReadModel implements StockReadModel {
   }
 }
 
-async function topicWith(movements: StockMovement[]): Promise<string> {
+async function topicWith(kafka: KafkaTestKit, movements: StockMovement[]): Promise<string> {
   const topic = await kafka.createTopic('warehouse-movements', 3);
   const producer = await kafka.producer();
   await produce(producer, topic, movements.map(encodeMovement));
   return topic;
 }
 
-function stopAfterwards(projection: RunningProjection): RunningProjection {
+function stopAfterwards(kafka: KafkaTestKit, projection: RunningProjection): RunningProjection {
   kafka.cleanup(() => projection.stop());
   return projection;
 }
 
 /** Waits until the read model has applied `count` movements since it was last cleared. */
-async function appliedAtLeast(readModel: RecordingReadModel, count: number, failure: () => string, timeout = 6_000): Promise<void> {
+async function appliedAtLeast(kafka: KafkaTestKit, readModel: RecordingReadModel, count: number, failure: () => string, timeout = 6_000): Promise<void> {
   await vi.waitFor(() => {
     if (readModel.applied < count) throw new Error(kafka.withHandlerErrors(failure()));
   }, { timeout, interval: 25 });
 }
 
 /** Waits until the group's committed offsets reach the end of every partition. */
-async function caughtUp(groupId: string, topic: string, failure: string): Promise<void> {
+async function caughtUp(kafka: KafkaTestKit, groupId: string, topic: string, failure: string): Promise<void> {
   await vi.waitFor(async () => {
     const [committed, latest] = await Promise.all([kafka.committedOffsets(groupId, topic), kafka.latestOffsets(topic)]);
     for (const [partition, end] of latest) {
@@ -112,37 +111,37 @@ describe.concurrent('09 kafka-replay', () => {
       `(${WHERE}/projection.ts).`).toEqual({ sku: 'SKU-MUG', delta: 3 });
   });
 
-  it('a new consumer group reading from the beginning builds the full stock levels', async ({ expect }) => {
+  it('a new consumer group reading from the beginning builds the full stock levels', async ({ kafka, expect }) => {
     const movements = ledger(24);
-    const topic = await topicWith(movements);
+    const topic = await topicWith(kafka, movements);
     const readModel = new RecordingReadModel();
-    stopAfterwards(await startStockProjection({ kafka: kafka.client('stock-levels'), topic, groupId: kafka.groupId('stock-levels'), readModel, timings: { ...CHECK_GROUP_TIMINGS } }));
+    stopAfterwards(kafka, await startStockProjection({ kafka: kafka.client('stock-levels'), topic, groupId: kafka.groupId('stock-levels'), readModel, timings: { ...CHECK_GROUP_TIMINGS } }));
 
-    await appliedAtLeast(readModel, movements.length, () => `the projection applied ${readModel.applied} of the ${movements.length} ` +
+    await appliedAtLeast(kafka, readModel, movements.length, () => `the projection applied ${readModel.applied} of the ${movements.length} ` +
       'movements already in the log. A group with no committed offsets should start at the oldest message: subscribe ' +
       `with fromBeginning: true and apply every movement to the read model (${WHERE}/projector.ts).`);
     expect(await readModel.levels(), `the stock levels should be what the ${movements.length} movements add up to`).toEqual(levelsOf(movements));
   });
 
-  it('a group with committed offsets resumes where it stopped, and rebuilding it replays the log from the start', async ({ expect }) => {
+  it('a group with committed offsets resumes where it stopped, and rebuilding it replays the log from the start', async ({ kafka, expect }) => {
     const movements = ledger(18);
-    const topic = await topicWith(movements);
+    const topic = await topicWith(kafka, movements);
     const groupId = kafka.groupId('stock-levels');
     const options = { kafka: kafka.client('stock-levels'), topic, groupId, timings: { ...CHECK_GROUP_TIMINGS } };
 
     const first = new RecordingReadModel();
     const initial = await startStockProjection({ ...options, readModel: first });
-    await caughtUp(groupId, topic, `the projection never committed its way to the end of the log: commit each movement's ` +
+    await caughtUp(kafka, groupId, topic, `the projection never committed its way to the end of the log: commit each movement's ` +
       `offset + 1 after applying it (${WHERE}/projector.ts)`);
     await initial.stop();
 
     // A restart: the group has committed offsets, so it continues after the last applied movement.
     const afterRestart = new RecordingReadModel();
-    const restarted = stopAfterwards(await startStockProjection({ ...options, readModel: afterRestart }));
+    const restarted = stopAfterwards(kafka, await startStockProjection({ ...options, readModel: afterRestart }));
     const arrival: StockMovement = { type: 'stock.received', movementId: randomUUID(), sku: 'SKU-NEW', quantity: 5, at: new Date().toISOString() };
     await produce(await kafka.producer(), topic, [encodeMovement(arrival)]);
-    await appliedAtLeast(afterRestart, 1, () => 'after a restart the projection did not apply the movement that arrived meanwhile');
-    await caughtUp(groupId, topic, 'after a restart the projection did not commit its way to the end of the log');
+    await appliedAtLeast(kafka, afterRestart, 1, () => 'after a restart the projection did not apply the movement that arrived meanwhile');
+    await caughtUp(kafka, groupId, topic, 'after a restart the projection did not commit its way to the end of the log');
     expect(afterRestart.applied, `after a restart the projection applied ${afterRestart.applied} movements instead of the 1 new ` +
       'one: it replayed movements it had already applied. Commit offset + 1 after each one, so a restart resumes ' +
       `after it (${WHERE}/projector.ts).`).toBe(1);
@@ -151,9 +150,9 @@ describe.concurrent('09 kafka-replay', () => {
     // The rebuild: same group, its committed offsets at the end of the log.
     const readModel = new RecordingReadModel();
     await readModel.adjust('SKU-NEW', 5);
-    stopAfterwards(await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
+    stopAfterwards(kafka, await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
     const all = [...movements, arrival];
-    await appliedAtLeast(readModel, all.length, () => `the rebuild applied ${readModel.applied} of the ${all.length} movements in the ` +
+    await appliedAtLeast(kafka, readModel, all.length, () => `the rebuild applied ${readModel.applied} of the ${all.length} movements in the ` +
       `log. Group ${groupId} already has committed offsets at the end of the log, and fromBeginning only applies to a ` +
       'group that has none: the rebuild must move the group back itself, with consumer.seek when its partitions are ' +
       `assigned (or by resetting the group's offsets while it is stopped) (${WHERE}/projector.ts).`);
@@ -161,14 +160,14 @@ describe.concurrent('09 kafka-replay', () => {
     expect(await readModel.levels(), 'the rebuilt stock levels should be what every movement in the log adds up to').toEqual(levelsOf(all));
   });
 
-  it('rebuilding from a timestamp replays only the movements from that moment on', async ({ expect }) => {
+  it('rebuilding from a timestamp replays only the movements from that moment on', async ({ kafka, expect }) => {
     const movements = ledger(24);
-    const topic = await topicWith(movements);
+    const topic = await topicWith(kafka, movements);
     const since = movements[15]!;
     const replayed = movements.slice(15);
     const groupId = kafka.groupId('stock-levels');
     const readModel = new RecordingReadModel();
-    stopAfterwards(await rebuildStockProjection({
+    stopAfterwards(kafka, await rebuildStockProjection({
       kafka: kafka.client('stock-levels'),
       topic,
       groupId,
@@ -177,34 +176,34 @@ describe.concurrent('09 kafka-replay', () => {
       from: { timestamp: Date.parse(since.at) },
     }));
 
-    await appliedAtLeast(readModel, replayed.length, () => `the rebuild from ${since.at} applied ${readModel.applied} movements; ` +
+    await appliedAtLeast(kafka, readModel, replayed.length, () => `the rebuild from ${since.at} applied ${readModel.applied} movements; ` +
       `${replayed.length} were recorded at or after that moment (${WHERE}/projector.ts)`);
-    await caughtUp(groupId, topic, `the rebuild never committed its way to the end of the log (${WHERE}/projector.ts)`);
+    await caughtUp(kafka, groupId, topic, `the rebuild never committed its way to the end of the log (${WHERE}/projector.ts)`);
     expect(readModel.applied, `the rebuild from ${since.at} applied ${readModel.applied} movements, but only ${replayed.length} were ` +
       'recorded at or after that moment. admin.fetchTopicOffsetsByTimestamp(topic, timestamp) gives the first offset at ' +
       `or after it on each partition: seek there (${WHERE}/projector.ts).`).toBe(replayed.length);
     expect(await readModel.levels(), 'the levels should be what the movements since that moment add up to').toEqual(levelsOf(replayed));
   });
 
-  it('fixing the bug and replaying the log turns the wrong stock levels into the right ones', async ({ expect }) => {
+  it('fixing the bug and replaying the log turns the wrong stock levels into the right ones', async ({ kafka, expect }) => {
     const movements = ledger(24);
-    const topic = await topicWith(movements);
+    const topic = await topicWith(kafka, movements);
     const groupId = kafka.groupId('stock-levels');
     const options = { kafka: kafka.client('stock-levels'), topic, groupId, timings: { ...CHECK_GROUP_TIMINGS } };
     const readModel = new RecordingReadModel();
 
     // Release 1 ran for a while with the bug and built wrong levels (and committed its offsets).
     const release1 = await startStockProjection({ ...options, readModel, change: stockChangeV1 });
-    await appliedAtLeast(readModel, movements.length, () => `the projection with the old logic applied ${readModel.applied} of ` +
+    await appliedAtLeast(kafka, readModel, movements.length, () => `the projection with the old logic applied ${readModel.applied} of ` +
       `${movements.length} movements: it should use options.change when given (${WHERE}/projector.ts)`);
-    await caughtUp(groupId, topic, `the projection never committed its way to the end of the log (${WHERE}/projector.ts)`);
+    await caughtUp(kafka, groupId, topic, `the projection never committed its way to the end of the log (${WHERE}/projector.ts)`);
     await release1.stop();
     const wrong = await readModel.levels();
     expect(wrong, 'release 1 counts returns as shipments, so its levels are wrong').toEqual(levelsOf(movements, false));
 
     // Release 2 has the fix: rebuild the same read model by replaying the whole log with it.
-    stopAfterwards(await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
-    await appliedAtLeast(readModel, movements.length, () => `after the fix, the rebuild applied ${readModel.applied} of the ` +
+    stopAfterwards(kafka, await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
+    await appliedAtLeast(kafka, readModel, movements.length, () => `after the fix, the rebuild applied ${readModel.applied} of the ` +
       `${movements.length} movements: the group's offsets are at the end of the log and must be moved back (${WHERE}/projector.ts)`);
     const truth = levelsOf(movements);
     expect(await readModel.levels(), 'after the fix and the replay, every level should be right: the rebuild clears the ' +

@@ -1,4 +1,4 @@
-import { afterAll, vi } from 'vitest';
+import { vi } from 'vitest';
 import {
   AssignerProtocol,
   Kafka,
@@ -262,16 +262,6 @@ export class KafkaTestKit {
     await admin.connect();
     return admin;
   }
-}
-
-/**
- * Transitional: one kit for a whole check file, torn down after the file, for the checks not yet
- * written with the `kafka` fixture of fixtures.ts. Removed once every check uses the fixture.
- */
-export function useKafka(): KafkaTestKit & { readonly adminClient: Promise<Admin> } {
-  const kit = new KafkaTestKit();
-  afterAll(() => kit.teardown());
-  return Object.assign(kit, { get adminClient() { return kit.admin(); } });
 }
 
 /** Sends messages to a topic and waits for every replica to have them. */

@@ -93,6 +93,7 @@ export class LessonProcess {
   }
 }
 
+/** Processes still running when the test file ends (a check that forgot its procs fixture) are stopped. */
 const live = new Set<LessonProcess>();
 
 afterAll(async () => {

@@ -1,6 +1,4 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
-import { afterEach } from 'vitest';
-import { serviceUrl } from './services.ts';
 
 /**
  * RabbitMQ plumbing for checks: connections and channels that never crash the test process on a
@@ -151,16 +149,6 @@ export class RabbitScope {
     this.shared = shared;
     return shared;
   }
-}
-
-/**
- * A scope for the tests of one check file (or describe block), cleaned up after each test.
- * `url` defaults to the RabbitMQ the run provides; pass another for a dedicated broker.
- */
-export function useRabbitMQ(url: () => string = () => serviceUrl('rabbitmq')): RabbitScope {
-  const scope = new RabbitScope(url);
-  afterEach(() => scope.cleanup());
-  return scope;
 }
 
 /**

@@ -8,7 +8,7 @@ import { isServiceName, type ServiceName } from '../../infra/services.ts';
 
 const lessons = loadLessons();
 
-/** Services a check reaches: its fixtures (pg, rabbit, kafka, redis), serviceUrl/serviceEnv, the older file-level helpers. */
+/** Services a check reaches: its fixtures (pg, rabbit, kafka, redis) and serviceUrl/serviceEnv. */
 function servicesUsedBy(source: string): Set<ServiceName> {
   const used = new Set<ServiceName>();
   const fixtures: Record<string, ServiceName> = { pg: 'postgres', rabbit: 'rabbitmq', kafka: 'kafka', redis: 'redis' };
@@ -18,9 +18,6 @@ function servicesUsedBy(source: string): Set<ServiceName> {
   for (const [, args] of source.matchAll(/service(?:Url|Env)\(([^)]*)\)/g)) {
     for (const [, name] of args!.matchAll(/'(\w+)'/g)) if (isServiceName(name!)) used.add(name);
   }
-  if (/\buseRabbitMQ\(/.test(source)) used.add('rabbitmq');
-  if (/\buseKafka\(/.test(source)) used.add('kafka');
-  if (/\bnew RedisTestKit\(/.test(source)) used.add('redis');
   return used;
 }
 
