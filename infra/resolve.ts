@@ -33,16 +33,19 @@ export async function ensureServices(
 
   if (await dockerEngineAvailable()) {
     const notStarted: ServiceName[] = [];
-    for (const service of unserved) {
-      progress(`starting ${SERVICES[service].label} with Testcontainers…`);
+    // In parallel: a cold start then takes as long as the slowest service (Kafka), not the sum.
+    await Promise.all(unserved.map(async (service) => {
+      const label = SERVICES[service].label;
+      progress(`${label}: reusing the course's container, or starting one with Testcontainers…`);
       try {
         endpoints[service] = await startContainer(service);
+        progress(`${label}: ${endpoints[service].detail}`);
       } catch (error) {
         const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        progress(`Docker could not start ${SERVICES[service].label} (${reason}); trying local services`);
+        progress(`Docker could not start ${label} (${reason}). FALLING BACK to a ${label} on this machine instead of Docker.`);
         notStarted.push(service);
       }
-    }
+    }));
     unserved = notStarted;
     if (unserved.length === 0) return endpoints;
   }

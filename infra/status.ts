@@ -55,13 +55,19 @@ async function statusOf(
     if (container?.url) {
       return { service, provider: 'docker', url: container.url, reachable: true, detail: `container ${container.id.slice(0, 12)}, ${container.image}` };
     }
+    const stopped = containers.filter((c) => c.service === service && !c.running);
+    const detail = dockerTrouble
+      ? `Docker engine found but not usable: ${dockerTrouble}`
+      : stopped.length > 0
+        ? `course container ${stopped.map((c) => c.id.slice(0, 12)).join(', ')} stopped`
+        : 'no course container yet';
     return {
       service,
       provider: undefined,
       url: undefined,
       reachable: false,
-      detail: dockerTrouble ? `Docker engine found but not usable: ${dockerTrouble}` : 'no course container yet',
-      hint: `npm run infra -- up ${service} (starts it with Testcontainers)`,
+      detail,
+      hint: `npm run infra -- up ${service} (${stopped.length > 0 ? 'starts a running one' : 'starts it'} with Testcontainers)`,
     };
   }
 

@@ -4,6 +4,7 @@ import { freePort } from '../net.ts';
 import { PROBES, waitUntilReady } from '../probes.ts';
 import { SERVICES, type ServiceName } from '../services.ts';
 import { KAFKA_CONTAINER_ENVIRONMENT } from './kafka.ts';
+import { GRACEFUL_STOP_MS } from './stop.ts';
 
 /**
  * A private container of any service for one check. Its port is bound to a fixed host port so
@@ -16,8 +17,6 @@ import { KAFKA_CONTAINER_ENVIRONMENT } from './kafka.ts';
 export const DEDICATED_LABEL = 'org.event-driven-course.dedicated';
 export const OWNER_LABEL = 'org.event-driven-course.owner';
 
-/** A graceful stop gets this long before Docker kills the container (Testcontainers takes milliseconds). */
-export const GRACEFUL_STOP_MS = 10_000;
 
 export interface DockerDedicated {
   url: string;

@@ -1,4 +1,5 @@
 import type { StartedTestContainer } from 'testcontainers';
+import { GRACEFUL_STOP_MS } from './stop.ts';
 import { advertisedKafkaBrokers, probeKafka, waitUntilReady } from '../probes.ts';
 import type { CourseContainer } from './containers.ts';
 import { ServiceError } from '../errors.ts';
@@ -53,40 +54,43 @@ async function hasStartScript(container: StartedTestContainer): Promise<boolean>
 
 export async function startKafkaContainer(labels: Record<string, string>, image: string): Promise<CourseContainer> {
   const { GenericContainer, Wait } = await import('testcontainers');
-  for (let attempt = 1; ; attempt += 1) {
-    const container = await new GenericContainer(image)
-      .withExposedPorts(CLIENT_PORT)
-      .withEnvironment(KAFKA_CONTAINER_ENVIRONMENT)
-      .withCommand([
-        'sh',
-        '-c',
-        `echo '${WAITING_MESSAGE}'; while [ ! -f ${SCRIPT_READY} ]; do sleep 0.1; done; exec sh ${START_SCRIPT}`,
-      ])
-      .withWaitStrategy(Wait.forLogMessage(WAITING_MESSAGE))
-      .withStartupTimeout(120_000)
-      .withLabels(labels)
-      .withReuse()
-      .start();
+  const container = await new GenericContainer(image)
+    .withExposedPorts(CLIENT_PORT)
+    .withEnvironment(KAFKA_CONTAINER_ENVIRONMENT)
+    .withCommand([
+      'sh',
+      '-c',
+      // Every start (the first, a reuse after `docker restart`, an engine restart) waits for a
+      // script written with the host port of that start: Docker may map a new one each time.
+      `rm -f ${SCRIPT_READY}; echo '${WAITING_MESSAGE}'; while [ ! -f ${SCRIPT_READY} ]; do sleep 0.1; done; exec sh ${START_SCRIPT}`,
+    ])
+    .withWaitStrategy(Wait.forLogMessage(WAITING_MESSAGE))
+    .withStartupTimeout(120_000)
+    .withLabels(labels)
+    .withReuse()
+    .start();
 
-    const url = `${container.getHost()}:${container.getMappedPort(CLIENT_PORT)}`;
-    if (!(await hasStartScript(container))) {
-      // One archive, extracted in order: the ready marker appears only once the script is complete.
-      await container.copyContentToContainer([
-        { content: startScript(container.getHost(), container.getMappedPort(CLIENT_PORT), container.getHostname()), target: START_SCRIPT, mode: 0o755 },
-        { content: '', target: SCRIPT_READY, mode: 0o644 },
-      ]);
-    }
-    await waitUntilReady(() => probeKafka(url), {
-      what: `Kafka in container ${container.getId().slice(0, 12)}`,
-      timeoutMs: 120_000,
-      logFile: `docker logs ${container.getId().slice(0, 12)}`,
-    });
-
-    // A reused container that Docker restarted may have a new host port while Kafka still
-    // advertises the old one; clients would then connect once and get lost. Start afresh.
-    const advertised = await advertisedKafkaBrokers(url);
-    if (advertised.includes(url)) return { url, container };
-    if (attempt > 1) throw new ServiceError(`Kafka in container ${container.getId().slice(0, 12)} advertises ${advertised.join(', ')}, not ${url}`);
-    await container.stop({ remove: true, removeVolumes: true });
+  const id = container.getId().slice(0, 12);
+  const urlOf = () => `${container.getHost()}:${container.getMappedPort(CLIENT_PORT)}`;
+  if ((await hasStartScript(container)) && !(await advertisedKafkaBrokers(urlOf()).catch(() => [] as string[])).includes(urlOf())) {
+    // A running Kafka that advertises another address than its port now (a restart the course did
+    // not see): restart it, so that it waits for a script with the current port. Seconds, not minutes.
+    await container.restart({ timeout: GRACEFUL_STOP_MS });
   }
+  if (!(await hasStartScript(container))) {
+    // One archive, extracted in order: the ready marker appears only once the script is complete.
+    await container.copyContentToContainer([
+      { content: startScript(container.getHost(), container.getMappedPort(CLIENT_PORT), container.getHostname()), target: START_SCRIPT, mode: 0o755 },
+      { content: '', target: SCRIPT_READY, mode: 0o644 },
+    ]);
+  }
+  const url = urlOf();
+  await waitUntilReady(() => probeKafka(url), {
+    what: `Kafka in container ${id}`,
+    timeoutMs: 120_000,
+    logFile: `docker logs ${id}`,
+  });
+  const advertised = await advertisedKafkaBrokers(url);
+  if (!advertised.includes(url)) throw new ServiceError(`Kafka in container ${id} advertises ${advertised.join(', ')}, not ${url}`);
+  return { url, container };
 }

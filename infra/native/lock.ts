@@ -12,10 +12,12 @@ import { ServiceError } from '../errors.ts';
  */
 
 const WAIT_LIMIT_MS = 15 * 60_000;
-let queue: Promise<unknown> = Promise.resolve();
+/** Calls inside one process wait for each other, per lock. */
+const queues = new Map<string, Promise<unknown>>();
+const DEFAULT_LOCK = 'starting';
 
-function lockFile(): string {
-  return join(servicesRoot(), '.starting.lock');
+function lockFile(name = DEFAULT_LOCK): string {
+  return join(servicesRoot(), `.${name}.lock`);
 }
 
 /** The pid of another live process that is installing or starting services right now. */
@@ -36,54 +38,57 @@ export async function waitForOtherStarter(progress: (message: string) => void): 
   }
 }
 
-/** Runs `task` holding the lock; calls inside one process are queued, not nested. */
-export function withStartLock<T>(progress: (message: string) => void, task: () => Promise<T>): Promise<T> {
-  const result = queue.then(async () => {
-    await acquire(progress);
+/**
+ * Runs `task` holding the lock; calls inside one process are queued, not nested. `name` gives a
+ * lock of its own (one per service for containers, so that they start in parallel).
+ */
+export function withStartLock<T>(progress: (message: string) => void, task: () => Promise<T>, name = DEFAULT_LOCK): Promise<T> {
+  const result = (queues.get(name) ?? Promise.resolve()).then(async () => {
+    await acquire(progress, name);
     try {
       return await task();
     } finally {
-      release();
+      release(name);
     }
   });
-  queue = result.catch(() => undefined);
+  queues.set(name, result.catch(() => undefined));
   return result;
 }
 
-async function acquire(progress: (message: string) => void): Promise<void> {
+async function acquire(progress: (message: string) => void, name: string): Promise<void> {
   mkdirSync(servicesRoot(), { recursive: true });
   let announced = false;
   const deadline = Date.now() + WAIT_LIMIT_MS;
   for (;;) {
     try {
-      const fd = openSync(lockFile(), 'wx');
+      const fd = openSync(lockFile(name), 'wx');
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const owner = readOwner();
-    if (owner === undefined ? lockIsOld() : !isAlive(owner)) {
-      removeLock();
+    const owner = readOwner(name);
+    if (owner === undefined ? lockIsOld(name) : !isAlive(owner)) {
+      removeLock(name);
       continue;
     }
     if (!announced && owner !== undefined) {
       progress(`waiting for another course process (pid ${owner}) that is starting services…`);
       announced = true;
     }
-    if (Date.now() > deadline) throw new ServiceError(`another course process holds ${lockFile()}; stop it or delete the file`);
+    if (Date.now() > deadline) throw new ServiceError(`another course process holds ${lockFile(name)}; stop it or delete the file`);
     await sleep(250);
   }
 }
 
-function release(): void {
-  if (readOwner() === process.pid) removeLock();
+function release(name: string): void {
+  if (readOwner(name) === process.pid) removeLock(name);
 }
 
-function readOwner(): number | undefined {
+function readOwner(name = DEFAULT_LOCK): number | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(lockFile(), 'utf8').trim(), 10);
+    const pid = Number.parseInt(readFileSync(lockFile(name), 'utf8').trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
@@ -91,17 +96,17 @@ function readOwner(): number | undefined {
 }
 
 /** A lock file without a pid is one being written right now, unless it has been like that for long. */
-function lockIsOld(): boolean {
+function lockIsOld(name: string): boolean {
   try {
-    return Date.now() - statSync(lockFile()).mtimeMs > 10_000;
+    return Date.now() - statSync(lockFile(name)).mtimeMs > 10_000;
   } catch {
     return true;
   }
 }
 
-function removeLock(): void {
+function removeLock(name: string): void {
   try {
-    unlinkSync(lockFile());
+    unlinkSync(lockFile(name));
   } catch {
     // already gone
   }

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { SERVICE_LABEL, startCourseContainer } from '../docker/containers.ts';
+import { GRACEFUL_STOP_MS } from '../docker/stop.ts';
 import { withStartLock } from '../native/lock.ts';
 import { isPortOpen } from '../net.ts';
 import { PROBES, waitUntilReady } from '../probes.ts';
@@ -100,8 +101,8 @@ function socketAnswers(path: string, timeoutMs = 700): Promise<boolean> {
 
 /** Starts (or finds again) the course's container for a service and waits until it answers. */
 export async function startContainer(service: ServiceName): Promise<ServiceEndpoint> {
-  // One process at a time, so two runs started together do not each create a container.
-  const { url, container } = await withStartLock(() => {}, () => startCourseContainer(service));
+  // One process at a time per service, so two runs started together do not each create a container.
+  const { url, container } = await withStartLock(() => {}, () => startCourseContainer(service), `container-${service}`);
   await waitUntilReady(() => PROBES[service](url), {
     what: `${SERVICES[service].label} in container ${container.getId().slice(0, 12)}`,
     timeoutMs: 120_000,
@@ -149,7 +150,8 @@ export async function removeCourseContainers(services: readonly ServiceName[]): 
   for (const info of await listCourseContainers()) {
     if (!services.includes(info.service)) continue;
     const container = client.container.getById(info.id);
-    if (info.running) await client.container.stop(container, { timeout: 10 });
+    // Testcontainers takes milliseconds: give each service its graceful shutdown before the kill.
+    if (info.running) await client.container.stop(container, { timeout: GRACEFUL_STOP_MS });
     await client.container.remove(container, { removeVolumes: true });
     removed.push(info);
   }
@@ -162,7 +164,7 @@ export async function restartCourseContainer(service: ServiceName): Promise<Serv
   const client = await getContainerRuntimeClient();
   const info = (await listCourseContainers()).find((c) => c.service === service);
   if (!info) return undefined;
-  await client.container.restart(client.container.getById(info.id), { timeout: 10 });
+  await client.container.restart(client.container.getById(info.id), { timeout: GRACEFUL_STOP_MS });
   // The host port may change with a restart; finding the container again reads the new one.
   return startContainer(service);
 }
