@@ -1,4 +1,3 @@
-import { watch } from 'node:fs';
 import { basename, relative } from 'node:path';
 import { parseArgs, UsageError } from '../course/args.ts';
 import { EXIT, runCommand, usageText } from '../course/cli.ts';
@@ -26,16 +25,21 @@ const rel = (path: string) => relative(REPO_ROOT, path);
 function listLessons(lessons: Lesson[], progress: ProgressStore): number {
   console.log(bold('Lessons\n'));
   const recorded = progress.read().lessons;
-  const done = new Set(lessons.filter((l) => recorded[l.number]?.passedAt).map((l) => l.number));
+  // Done means its last run passed: a lesson that passed once and fails now is not done.
+  const done = new Set(lessons.filter((l) => recorded[l.number]?.passedAt && recorded[l.number]?.lastResult?.complete !== false).map((l) => l.number));
   for (const lesson of lessons) {
     const state = recorded[lesson.number] ?? { hintsShown: 0 };
+    const counts = state.lastResult ? `${state.lastResult.passed}/${state.lastResult.total}` : '';
     const status = done.has(lesson.number)
       ? green('done   ')
-      : state.lastResult
-        ? yellow(`${state.lastResult.passed}/${state.lastResult.total}`.padEnd(7))
-        : dim('pending');
+      : state.passedAt && state.lastResult
+        ? red(counts.padEnd(7))
+        : state.lastResult
+          ? yellow(counts.padEnd(7))
+          : dim('pending');
     const services = lesson.services.length > 0 ? dim(` [${lesson.services.join(', ')}]`) : '';
-    console.log(`  ${status} ${bold(lesson.number)}  ${lesson.title}${services}`);
+    const regressed = !done.has(lesson.number) && state.passedAt ? red('  (passed before; its last run failed)') : '';
+    console.log(`  ${status} ${bold(lesson.number)}  ${lesson.title}${services}${regressed}`);
   }
   const next = lessons.find((l) => !done.has(l.number));
   console.log(
@@ -165,7 +169,6 @@ async function finishGrading(grading: Grading, lesson: Lesson, gradingSolution: 
 /** Re-grades on every save in the lesson folder, debounced; services stay up between runs. */
 async function watchLesson(lesson: Lesson, gradingSolution: boolean, lessons: Lesson[], progress: ProgressStore): Promise<number> {
   const folder = gradingSolution ? lesson.solutionDir : lesson.lessonDir;
-  let timer: NodeJS.Timeout | undefined;
   let running = false;
   let pending = false;
 
@@ -187,10 +190,9 @@ async function watchLesson(lesson: Lesson, gradingSolution: boolean, lessons: Le
     }
   };
 
-  watch(folder, { recursive: true }, () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void rerun(), 250);
-  });
+  // Loaded only here: the one-shot grading path stays as quick to start as it can be.
+  const { watchFolder } = await import('../course/watcher.ts');
+  await watchFolder(folder, () => void rerun()).ready;
   await rerun();
   // Runs until Ctrl-C, which runCommand turns into a clean exit.
   return new Promise<number>(() => {});

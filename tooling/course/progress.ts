@@ -9,7 +9,8 @@ const LessonProgressSchema = z.object({
   /** How many hints the learner has been shown. */
   hintsShown: z.number().int().nonnegative().default(0),
   lastRunAt: z.string().optional(),
-  lastResult: z.object({ passed: z.number(), total: z.number() }).optional(),
+  /** The latest run; `complete: false` after a lesson that was done fails again. */
+  lastResult: z.object({ passed: z.number(), total: z.number(), complete: z.boolean().optional() }).optional(),
 });
 
 const ProgressSchema = z.object({
@@ -57,7 +58,7 @@ export class ProgressStore {
     return this.update(number, (current) => ({
       ...current,
       lastRunAt: now.toISOString(),
-      lastResult: { passed: result.passed, total: result.total },
+      lastResult: { passed: result.passed, total: result.total, complete: result.complete },
       passedAt: current.passedAt ?? (result.complete ? now.toISOString() : undefined),
     }));
   }

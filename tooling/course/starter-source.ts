@@ -8,20 +8,43 @@ function git(args: string[]): string {
 }
 
 /**
- * Where pristine starter files come from: the branch this clone tracks (the course as published,
- * untouched by the learner's own commits), or the last commit when nothing is tracked.
+ * Where pristine starter files come from: the course as it was shipped to this clone, untouched by
+ * the learner's own commits. That is the branch this clone tracks; on a branch without one (the
+ * learner's own `git checkout -b my-work`), the commit where HEAD left the course's remote branch;
+ * with no remote at all, the last commit (and then only uncommitted work can be undone).
  */
 export function starterRevision(): string {
-  try {
-    git(['rev-parse', '--verify', '--quiet', '@{upstream}']);
-    return '@{upstream}';
-  } catch {
+  if (verifies('@{upstream}')) return '@{upstream}';
+  for (const remote of remoteBranches()) {
     try {
-      git(['rev-parse', '--verify', '--quiet', 'HEAD']);
-      return 'HEAD';
+      const base = git(['merge-base', 'HEAD', remote]).trim();
+      if (base) return base;
     } catch {
-      throw new ExpectedError('reset restores starter files from git, and this folder is not a git clone of the course.');
+      // unrelated history: try the next one
     }
+  }
+  if (verifies('HEAD')) return 'HEAD';
+  throw new ExpectedError('reset restores starter files from git, and this folder is not a git clone of the course.');
+}
+
+/** The course's remote branches, the default one first (origin/HEAD, origin/main). */
+function remoteBranches(): string[] {
+  let refs: string[];
+  try {
+    refs = git(['for-each-ref', '--format=%(refname)', 'refs/remotes']).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+  const rank = (ref: string) => (ref.endsWith('/HEAD') ? 0 : /\/(main|master)$/.test(ref) ? 1 : 2);
+  return refs.sort((a, b) => rank(a) - rank(b));
+}
+
+function verifies(revision: string): boolean {
+  try {
+    git(['rev-parse', '--verify', '--quiet', revision]);
+    return true;
+  } catch {
+    return false;
   }
 }
 

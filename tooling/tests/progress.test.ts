@@ -41,3 +41,12 @@ describe('ProgressStore', () => {
     expect(store.lesson('03')).toEqual({ hintsShown: 0 });
   });
 });
+
+describe('a lesson that was done and fails again', () => {
+  it('keeps the date it first passed, and records that its last run did not pass', () => {
+    const store = new ProgressStore(join(mkdtempSync(join(tmpdir(), 'course-progress-')), 'progress.json'));
+    store.recordRun('03', { passed: 8, total: 8, complete: true }, new Date('2026-01-01T00:00:00Z'));
+    store.recordRun('03', { passed: 5, total: 8, complete: false }, new Date('2026-01-02T00:00:00Z'));
+    expect(store.lesson('03')).toMatchObject({ passedAt: '2026-01-01T00:00:00.000Z', lastResult: { passed: 5, total: 8, complete: false } });
+  });
+});

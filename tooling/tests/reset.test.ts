@@ -37,3 +37,26 @@ describe('npm run reset', () => {
     expect(result.status).toBe(2);
   });
 });
+
+describe('npm run reset after the learner committed', () => {
+  it('restores the starter as the course shipped it, not the learner\'s commit on a branch without upstream', () => {
+    const clone = join(mkdtempSync(join(tmpdir(), 'course-reset-')), 'course');
+    execFileSync('git', ['clone', '--quiet', REPO_ROOT, clone]);
+    symlinkSync(join(REPO_ROOT, 'node_modules'), join(clone, 'node_modules'));
+    const file = join(clone, 'lessons/01-signup-events/user-service.ts');
+    const starter = readFileSync(file, 'utf8');
+    const inClone = (...args: string[]) => execFileSync('git', args, { cwd: clone, stdio: 'ignore' });
+    inClone('checkout', '--quiet', '-b', 'my-work');
+    writeFileSync(file, '// my committed attempt\n');
+    inClone('-c', 'user.name=Learner', '-c', 'user.email=learner@example.com', 'commit', '--quiet', '-am', 'my attempt');
+
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'tooling/cli/reset.ts', '01', '--yes'], {
+      cwd: clone,
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1', COURSE_PROGRESS_FILE: join(clone, '.course/progress.json') },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(readFileSync(file, 'utf8'), 'the shipped starter, not the learner\'s commit').toBe(starter);
+  });
+});
