@@ -32,7 +32,7 @@ export default async function setup(project: TestProject): Promise<void> {
     throw error;
   }
   for (const endpoint of Object.values(endpoints)) {
-    if (underRunner && endpoint) send({ type: 'service', text: describeEndpoint(endpoint) });
+    if (underRunner && endpoint) send({ type: 'service', text: describeEndpoint(endpoint), service: endpoint.service, url: endpoint.url });
   }
   // Child processes spawned by checks inherit these, like a deployed service reads its config.
   Object.assign(process.env, endpointEnv(endpoints));

@@ -7,6 +7,7 @@ import { REPO_ROOT, SOLUTIONS_DIR, LESSONS_DIR } from '../course/paths.ts';
 import type { ProgressStore } from '../course/progress.ts';
 import { runChecks, type CheckRun, type RequirementResult } from '../course/run-checks.ts';
 import { judgeFile } from '../course/verdict.ts';
+import { SERVICES, type ServiceName } from '../../infra/services.ts';
 import { bold, cyan, dim, FAIL, green, indent, PASS, plural, red, SKIP, wrap, yellow } from '../course/ui.ts';
 
 const USAGE = usageText([
@@ -79,7 +80,20 @@ export function printRequirement(result: RequirementResult): void {
   if (result.state === 'skipped' && result.message) console.log(indent(dim(result.message), 6));
 }
 
-function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, lessons: Lesson[]): boolean {
+/** Services the run used that no longer answer: their failures say nothing about the learner's code. */
+async function servicesThatStopped(run: CheckRun): Promise<Array<{ service: ServiceName; url: string }>> {
+  const { PROBES } = await import('../../infra/probes.ts');
+  const down = await Promise.all(run.endpoints.map(async (endpoint) => {
+    const answers = await Promise.race([
+      PROBES[endpoint.service](endpoint.url).then(() => true, () => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000).unref()),
+    ]);
+    return answers ? undefined : endpoint;
+  }));
+  return down.filter((endpoint) => endpoint !== undefined);
+}
+
+function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, lessons: Lesson[], stopped: Array<{ service: ServiceName; url: string }> = []): boolean {
   for (const file of run.files) {
     if (file.loadError) {
       console.log(`  ${FAIL} the checks could not load the code under test:`);
@@ -94,14 +108,24 @@ function printVerdict(lesson: Lesson, run: CheckRun, gradingSolution: boolean, l
   if (run.fatal) console.log(`\n${red(run.fatal)}`);
   console.log();
   if (verdict.loadError) {
-    console.log(`${bold('Your code does not load, so no requirement could run.')} The error is above; fix it and run again.`);
+    const where = /([\w./-]+\.ts):(\d+)(?::\d+)?/.exec(verdict.loadError)?.[0];
+    console.log(`${bold(`Your code does not load${where ? `: ${where}` : ''}.`)} No requirement could run; the error is above. Fix it and run again.`);
+    return false;
+  }
+  if (stopped.length > 0) {
+    for (const { service, url } of stopped) {
+      console.log(`${red(bold(`${SERVICES[service].label} stopped answering at ${url} during the run.`))} The failures above may not be`);
+      console.log(`your code's: they are not graded. Bring it back with ${cyan(`npm run infra -- up ${service}`)} (or restart the broker`);
+      console.log(`you pointed ${SERVICES[service].envVar} at), then run ${cyan(`npm run lesson ${lesson.number}`)} again.`);
+    }
     return false;
   }
   if (verdict.total === 0) return false;
+  const notRun = verdict.notRun > 0 ? ` ${verdict.notRun} did not run, because the run stopped (see above).` : '';
   const notGraded = verdict.notGraded > 0 ? dim(` (${verdict.notGraded} not graded here, see above)`) : '';
   if (!verdict.ok) {
-    const graded = verdict.total - verdict.notGraded;
-    console.log(`${bold(`${verdict.passed} of ${plural(graded, 'requirement')} pass.`)}${notGraded} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);
+    const graded = verdict.total - verdict.notGraded + verdict.notRun;
+    console.log(`${bold(`${verdict.passed} of ${plural(graded, 'requirement')} pass.`)}${notRun}${notGraded} Stuck? ${cyan(`npm run lesson ${lesson.number} -- --hint`)}`);
     return false;
   }
   console.log(green(bold(`All ${plural(verdict.total - verdict.notGraded, 'requirement')} pass.`)) + notGraded);
@@ -160,9 +184,10 @@ async function finishGrading(grading: Grading, lesson: Lesson, gradingSolution: 
   grading.startLiveOutput();
   const run = await grading.run;
   if (!run.fatal) grading.announceChecking();
-  const allPass = printVerdict(lesson, run, gradingSolution, lessons);
   const verdict = judgeFile(run, lesson.checkFile, { allowNotGraded: true });
-  if (!gradingSolution && !run.fatal) progress.recordRun(lesson.number, { passed: verdict.passed, total: verdict.total, complete: allPass });
+  const stopped = verdict.ok ? [] : await servicesThatStopped(run);
+  const allPass = printVerdict(lesson, run, gradingSolution, lessons, stopped);
+  if (!gradingSolution && !run.fatal && stopped.length === 0) progress.recordRun(lesson.number, { passed: verdict.passed, total: verdict.total, complete: allPass });
   return allPass;
 }
 

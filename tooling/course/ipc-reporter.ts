@@ -21,6 +21,10 @@ export default class IpcReporter implements Reporter {
     });
   }
 
+  onTestModuleCollected(testModule: TestModule): void {
+    send({ type: 'collected', file: testModule.moduleId, requirements: [...testModule.children.allTests()].length });
+  }
+
   onTestModuleEnd(testModule: TestModule): void {
     send({ type: 'module-end', file: testModule.moduleId, errors: testModule.errors().map((e) => e.message) });
   }

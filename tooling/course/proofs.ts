@@ -1,10 +1,11 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fixture, Lesson } from './manifest.ts';
 import { loadFixtures } from './manifest.ts';
 import { LESSONS_DIR, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
 import { fileResult, runChecks, type FileResult, type RequirementResult } from './run-checks.ts';
 import { judgeFile } from './verdict.ts';
+import { existsInRevision, starterContent, starterRevision } from './starter-source.ts';
 import { materializeFixture } from './targets.ts';
 
 /** One thing `npm test` proves, e.g. "lesson 03: the starter fails its checks". */
@@ -58,11 +59,37 @@ export async function proveSolutions(lessons: Lesson[]): Promise<{ proofs: Proof
   return { proofs, names };
 }
 
-/** Every starter runs its checks (it loads) and fails at least one requirement. */
+/**
+ * The starters as the course ships them: `lessons/` with every file the learner edits taken from
+ * git's shipped revision, so that a checkout where the learner has solved lessons still proves the
+ * starters (and not the learner's work). Outside a git checkout, `lessons/` as it is.
+ */
+function shippedStarters(lessons: Lesson[]): string {
+  let revision: string;
+  try {
+    revision = starterRevision();
+  } catch {
+    return LESSONS_DIR;
+  }
+  const root = join(STATE_DIR, 'targets', 'starters');
+  rmSync(root, { recursive: true, force: true });
+  for (const lesson of lessons) {
+    const dir = join(root, lesson.slug);
+    cpSync(lesson.lessonDir, dir, { recursive: true });
+    for (const file of lesson.files) {
+      const path = join(lesson.lessonDir, file);
+      // A lesson being written is not in git yet: its starter is the working copy.
+      if (existsInRevision(revision, path)) writeFileSync(join(dir, file), starterContent(revision, path));
+    }
+  }
+  return root;
+}
+
+/** Every starter, as shipped, runs its checks (it loads) and fails at least one requirement. */
 export async function proveStarters(lessons: Lesson[]): Promise<Proof[]> {
   const run = await runChecks({
     files: lessons.map((l) => l.checkFile),
-    targetRoot: LESSONS_DIR,
+    targetRoot: shippedStarters(lessons),
     services: servicesOf(lessons),
     timeoutSeconds: timeoutFor(lessons),
     parallel: true,

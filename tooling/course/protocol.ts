@@ -23,7 +23,8 @@ export type ReporterMessage =
   | { type: 'module-end'; file: string; errors: string[] }
   | { type: 'run-end'; unhandledErrors: string[] }
   | { type: 'progress'; text: string }
-  | { type: 'service'; text: string }
+  | { type: 'service'; text: string; service: string; url: string }
+  | { type: 'collected'; file: string; requirements: number }
   | { type: 'fatal'; text: string };
 
 /** Sends a message to the runner, when there is one listening. */

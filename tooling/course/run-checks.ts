@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
-import type { ServiceName } from '../../infra/services.ts';
+import { isServiceName, type ServiceName } from '../../infra/services.ts';
 import { PROTOCOL_ENV, readJournal, type ReporterMessage } from './protocol.ts';
 import { PidRegistry } from './processes.ts';
 import { REPO_ROOT } from './paths.ts';
@@ -33,6 +34,10 @@ export interface CheckRun {
   unhandledErrors: string[];
   /** The run could not start or was cut short (a missing service, a crash of the test process). */
   fatal?: string;
+  /** The services the test process used, and where. */
+  endpoints: Array<{ service: ServiceName; url: string }>;
+  /** How many requirements each check file has (by relative path), known once it was collected. */
+  collected: Record<string, number>;
 }
 
 export interface RunChecksOptions {
@@ -64,7 +69,9 @@ const VITEST_CLI = join(createRequire(import.meta.url).resolve('vitest/package.j
 const REPORTER = join(REPO_ROOT, 'tooling/course/ipc-reporter.ts');
 
 /** Explains vitest's timeout error the way a learner needs it. */
-export function teachingMessage(raw: string, timeoutSeconds: number): string {
+export function teachingMessage(colored: string, timeoutSeconds: number): string {
+  // Some tools colour their messages whatever NO_COLOR says; a teaching message is plain text.
+  const raw = stripVTControlCharacters(colored).replace(/ \/\/ Object\.is equality$/m, '');
   if (/^(Test|Hook) timed out in \d+ms/.test(raw)) {
     return (
       `did not finish within ${timeoutSeconds} s. Something this requirement waits for never happened: ` +
@@ -127,7 +134,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
     if (!files.has(file)) files.set(file, { file, requirements: [] });
     return files.get(file)!;
   };
-  const run: CheckRun = { files: [], unhandledErrors: [] };
+  const run: CheckRun = { files: [], unhandledErrors: [], endpoints: [], collected: {} };
   const record = (file: string, result: RequirementResult) => {
     fileFor(file).requirements.push(result);
     options.onRequirement?.(result);
@@ -147,7 +154,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
         break;
       }
       case 'module-end':
-        if (message.errors.length > 0) fileFor(message.file).loadError = message.errors.join('\n');
+        if (message.errors.length > 0) fileFor(message.file).loadError = stripVTControlCharacters(message.errors.join('\n'));
         break;
       case 'run-end':
         run.unhandledErrors = message.unhandledErrors;
@@ -156,7 +163,11 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
         options.onProgress?.(message.text);
         break;
       case 'service':
+        if (isServiceName(message.service)) run.endpoints.push({ service: message.service, url: message.url });
         options.onService?.(message.text);
+        break;
+      case 'collected':
+        run.collected[relative(REPO_ROOT, message.file)] = message.requirements;
         break;
       case 'fatal':
         run.fatal = message.text;

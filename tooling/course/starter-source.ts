@@ -57,3 +57,13 @@ export function starterContent(revision: string, absolutePath: string): Buffer {
     throw new ExpectedError(`git has no starter version of ${path} at ${revision}.`);
   }
 }
+
+/** Whether git has the file at `revision`. */
+export function existsInRevision(revision: string, absolutePath: string): boolean {
+  try {
+    git(['cat-file', '-e', `${revision}:${relative(REPO_ROOT, absolutePath)}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -15,6 +15,11 @@ describe('teachingMessage', () => {
     expect(teachingMessage('TODO: EventBus.on', 10)).toBe('not written yet: EventBus.on still throws its TODO.');
   });
 
+  it('drops colour codes and vitest\'s assertion tail from a teaching message', () => {
+    expect(teachingMessage('\u001b[31mthe queue should be durable: expected false to be true // Object.is equality\u001b[39m', 10))
+      .toBe('the queue should be durable: expected false to be true');
+  });
+
   it('keeps a check’s own message as it is', () => {
     expect(teachingMessage('  expected one event, saw 2  ', 10)).toBe('expected one event, saw 2');
   });
@@ -25,6 +30,8 @@ describe('the verdict', () => {
   const run = (states: Array<'passed' | 'failed' | 'skipped'>, extra: Partial<CheckRun> = {}, loadError?: string): CheckRun => ({
     files: [{ file: 'checks/x.test.ts', loadError, requirements: states.map((state, i) => ({ file: 'checks/x.test.ts', name: `r${i}`, state, durationMs: 1 })) }],
     unhandledErrors: [],
+    endpoints: [],
+    collected: {},
     ...extra,
   });
 
@@ -45,7 +52,7 @@ describe('the verdict', () => {
     const verdict = judgeFile(run([], {}, 'SyntaxError: Unexpected token (worker.ts:3:5)'), checkFile);
     expect(verdict.ok).toBe(false);
     expect(verdict.loadError).toMatch(/worker\.ts:3:5/);
-    expect(judgeFile({ files: [], unhandledErrors: [] }, checkFile).problem).toBe('no requirement ran');
+    expect(judgeFile({ files: [], unhandledErrors: [], endpoints: [], collected: {} }, checkFile).problem).toBe('no requirement ran');
   });
 
   it('accepts requirements not graded here only where asked (a learner, never a proof)', () => {
