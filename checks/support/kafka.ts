@@ -75,7 +75,8 @@ export function checkKafka(clientId = 'course-check', errors: string[] = [], bro
     logLevel: logLevel.ERROR,
     logCreator: recordHandlerErrors(clientId, errors),
     connectionTimeout: 3_000,
-    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1_000 },
+    // Enough for a broker that is slow to report a new topic's leader (a busy machine, a container).
+    retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
 }
 

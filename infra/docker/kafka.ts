@@ -12,8 +12,11 @@ import { ServiceError } from '../errors.ts';
  */
 
 const CLIENT_PORT = 9092;
-const START_SCRIPT = '/tmp/course-kafka-start.sh';
-const SCRIPT_READY = '/tmp/course-kafka-start.ready';
+// In a directory the container's own user (appuser) creates: in /tmp, whose sticky bit lets only a
+// file's owner delete it, appuser could not remove the marker that the course (as root) copied in.
+const SCRIPT_DIR = '/tmp/course-kafka';
+const START_SCRIPT = `${SCRIPT_DIR}/start.sh`;
+const SCRIPT_READY = `${SCRIPT_DIR}/ready`;
 const WAITING_MESSAGE = 'waiting for the course start script';
 
 /** The KRaft single-node settings every course Kafka container runs with. */
@@ -62,7 +65,7 @@ export async function startKafkaContainer(labels: Record<string, string>, image:
       '-c',
       // Every start (the first, a reuse after `docker restart`, an engine restart) waits for a
       // script written with the host port of that start: Docker may map a new one each time.
-      `rm -f ${SCRIPT_READY}; echo '${WAITING_MESSAGE}'; while [ ! -f ${SCRIPT_READY} ]; do sleep 0.1; done; exec sh ${START_SCRIPT}`,
+      `mkdir -p ${SCRIPT_DIR} && rm -f ${SCRIPT_READY} && echo '${WAITING_MESSAGE}' && while [ ! -f ${SCRIPT_READY} ]; do sleep 0.1; done; exec sh ${START_SCRIPT}`,
     ])
     .withWaitStrategy(Wait.forLogMessage(WAITING_MESSAGE))
     .withStartupTimeout(120_000)
