@@ -46,6 +46,48 @@ async function flushMicrotasksAndTimers(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * The two things almost every requirement stands on, checked first so that a failure names the file
+ * that is really wrong: the bus delivers what is emitted on it (event-bus.ts), and signup emits
+ * (user-service.ts). Resolves with what is missing, or undefined.
+ */
+async function deliveryProblem(): Promise<string | undefined> {
+  const probe: UserSignedUp = { userId: 'u-probe', email: 'probe@example.com', name: 'Probe', signedUpAt: new Date().toISOString() };
+  const onBus = createSignupApp(recordingDependencies().deps);
+  const delivered: string[] = [];
+  try {
+    onBus.bus.on('user.signed-up', (event) => void delivered.push(event.userId));
+    onBus.bus.emit('user.signed-up', probe);
+  } catch (error) {
+    return `the bus itself does not work yet: ${error instanceof Error ? error.message : String(error)} (${WHERE}/event-bus.ts)`;
+  }
+  await flushMicrotasksAndTimers();
+  if (delivered.length === 0) {
+    return `bus.emit('user.signed-up', …) never reached a handler registered with bus.on(): EventBus must pass ` +
+      `each emitted event to its handlers (${WHERE}/event-bus.ts)`;
+  }
+  const viaSignup = createSignupApp(recordingDependencies().deps);
+  const emitted: string[] = [];
+  viaSignup.bus.on('user.signed-up', (event) => void emitted.push(event.userId));
+  try {
+    await viaSignup.users.signup({ email: 'probe@example.com', name: 'Probe' });
+  } catch (error) {
+    return `signup() failed: ${error instanceof Error ? error.message : String(error)} (${WHERE}/user-service.ts)`;
+  }
+  await flushMicrotasksAndTimers();
+  if (emitted.length === 0) {
+    return `signup() emitted no user.signed-up event on the bus, so no subscriber can hear of it: ` +
+      `UserService.signup() must emit one (${WHERE}/user-service.ts)`;
+  }
+  return undefined;
+}
+
+/** Fails the requirement at once, naming the right file, when its precondition does not hold. */
+async function requireDelivery(): Promise<void> {
+  const problem = await deliveryProblem();
+  if (problem) expect.fail(problem);
+}
+
 describe('01 signup-events', () => {
   it('signup emits exactly one user.signed-up event carrying the new user', async () => {
     const { deps } = recordingDependencies();
@@ -66,6 +108,7 @@ describe('01 signup-events', () => {
   });
 
   it('the email, auth-key and audit subscribers each receive the signup', async () => {
+    await requireDelivery();
     const { deps, emails, keys, audits } = recordingDependencies();
     const { users } = createSignupApp(deps);
 
@@ -80,6 +123,7 @@ describe('01 signup-events', () => {
   });
 
   it('a new subscriber on the bus receives signups without any change to UserService', async () => {
+    await requireDelivery();
     const { deps } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const analytics: string[] = [];
@@ -95,6 +139,7 @@ describe('01 signup-events', () => {
   });
 
   it('a subscriber that throws does not break signup or the other subscribers, and its error is reported', async () => {
+    await requireDelivery();
     const { deps, emails, errors } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const boom = new Error('analytics is down');
@@ -119,6 +164,7 @@ describe('01 signup-events', () => {
   });
 
   it('a subscriber that rejects asynchronously does not crash the process, and its error is reported', async () => {
+    await requireDelivery();
     const { deps, audits, errors } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const rejection = new Error('CRM timed out');
@@ -138,6 +184,7 @@ describe('01 signup-events', () => {
   });
 
   it('once() handlers fire for the first signup only', async () => {
+    await requireDelivery();
     const { deps } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const firstUsers: string[] = [];
@@ -151,14 +198,22 @@ describe('01 signup-events', () => {
   });
 
   it('signup does not wait for slow async subscribers', async () => {
+    await requireDelivery();
     const { deps } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const slow = gate();
-    bus.on('user.signed-up', () => slow.opened);
+    let started = false;
+    bus.on('user.signed-up', () => {
+      started = true;
+      return slow.opened;
+    });
 
     try {
       const signup = users.signup({ email: 'hedy@example.com', name: 'Hedy' });
-      expect(await settles(signup, 2_000), 'signup() was still pending while a subscriber was busy. The user ' +
+      const settled = await settles(signup, 2_000);
+      expect(started, 'the slow subscriber was never called, so this proves nothing yet: signup() must emit ' +
+        `user.signed-up on the bus (${WHERE}/user-service.ts)`).toBe(true);
+      expect(settled, 'signup() was still pending while a subscriber was busy. The user ' +
         'should not wait for emails and audits: emit and return, do not await the handlers ' +
         `(${WHERE}/user-service.ts and event-bus.ts).`).toBe(true);
     } finally {
@@ -167,6 +222,7 @@ describe('01 signup-events', () => {
   });
 
   it('signup({ waitForSubscribers: true }) resolves only after every subscriber has finished', async () => {
+    await requireDelivery();
     const { deps } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const slow = gate();
@@ -189,6 +245,7 @@ describe('01 signup-events', () => {
   });
 
   it('unsubscribing stops delivery to that handler', async () => {
+    await requireDelivery();
     const { deps } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const seen: string[] = [];

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll } from 'vitest';
 import { freePort } from '../../infra/net.ts';
 import { registerPid } from '../../tooling/course/protocol.ts';
+import { locationInGradedCode, todoMessage } from '../../tooling/course/todo.ts';
 import { lessonFile } from './lesson.ts';
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -61,7 +62,7 @@ export class LessonProcess {
       const match = this.captured.match(pattern);
       if (match) return match;
       const todo = /\bTODO: ([\w.]+)/.exec(this.captured);
-      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      if (todo) throw new Error(todoMessage(todo[1]!, locationInGradedCode(this.captured.slice(todo.index))));
       if (this.exit || Date.now() > deadline) {
         const state = this.exit ? `it exited (${describeExit(this.exit)})` : 'it is still running';
         throw new Error(
@@ -162,7 +163,7 @@ export class ProcessGroup {
     const readyUrl = `${url}${options.readyPath ?? '/health'}`;
     for (;;) {
       const todo = /\bTODO: ([\w.]+)/.exec(started.output());
-      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      if (todo) throw new Error(todoMessage(todo[1]!, locationInGradedCode(started.output().slice(todo.index))));
       try {
         const response = await fetch(readyUrl, { signal: AbortSignal.timeout(1_000) });
         if (response.status < 500) return { process: started, port, url };

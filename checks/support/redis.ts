@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { outputTail, type LessonProcess } from './processes.ts';
+import { locationInGradedCode, todoMessage } from '../../tooling/course/todo.ts';
 import { uniqueName } from './names.ts';
 import { serviceUrl } from './services.ts';
 
@@ -124,7 +125,7 @@ export async function waitForOutputs(
     if (condition()) return;
     for (const service of services) {
       const todo = /\bTODO: ([\w.]+)/.exec(service.output());
-      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      if (todo) throw new Error(todoMessage(todo[1]!, locationInGradedCode(service.output().slice(todo.index))));
     }
     const allExited = services.every((service) => !service.running);
     if (allExited || Date.now() > deadline) {

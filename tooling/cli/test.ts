@@ -7,7 +7,7 @@ import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { findLesson } from '../course/lookup.ts';
 import { loadLessons, type Lesson } from '../course/manifest.ts';
 import { REPO_ROOT } from '../course/paths.ts';
-import { proveFixtures, proveSolutions, proveStarters, writeFixtureTsconfig, type Proof } from '../course/proofs.ts';
+import { proveFixtures, proveMessagesNameTheFile, proveSolutions, proveStarters, writeFixtureTsconfig, type Proof } from '../course/proofs.ts';
 import { runChecks } from '../course/run-checks.ts';
 import { judgeFile } from '../course/verdict.ts';
 import { SERVICE_NAMES } from '../../infra/services.ts';
@@ -114,6 +114,9 @@ async function lessonProofs(lessons: Lesson[]): Promise<void> {
   section(`Known-wrong fixtures fail (${numbers})`);
   const fixtureProofs = await timed('grading the fixtures', () => proveFixtures(lessons, names));
   fixtureProofs.sort((a, b) => a.group.localeCompare(b.group)).forEach(report);
+  section(`Messages name the unsolved file (lessons with several files to edit)`);
+  const messageProofs = await timed('grading one unsolved file at a time', () => proveMessagesNameTheFile(lessons));
+  messageProofs.sort((a, b) => a.group.localeCompare(b.group)).forEach(report);
 }
 
 async function main(): Promise<number> {

@@ -1,5 +1,6 @@
 import type { Reporter, TestCase, TestModule } from 'vitest/node';
 import { sendToRunner as send, type ReporterMessage } from './protocol.ts';
+import { locationInGradedCode } from './todo.ts';
 
 /**
  * A vitest reporter for a vitest process started by the course runner: it sends each event to the
@@ -17,6 +18,7 @@ export default class IpcReporter implements Reporter {
       name: testCase.name,
       state: result.state,
       message: result.state === 'skipped' ? result.note : result.errors?.[0]?.message,
+      where: locationInGradedCode(result.errors?.[0]?.stack),
       durationMs: Math.round(testCase.diagnostic()?.duration ?? 0),
     });
   }

@@ -151,6 +151,48 @@ function judgeFixture(lesson: Lesson, fixture: Fixture, file: FileResult | undef
   return { ...proof, ok: true };
 }
 
+/**
+ * For every lesson with several files to edit: the reference solution with exactly one of them put
+ * back to its starter fails, and every failing requirement's message names that file (it may name
+ * others too, where a requirement honestly spans two). Graded in rounds, like the fixtures: round k
+ * reverts the k-th file of every lesson.
+ */
+export async function proveMessagesNameTheFile(lessons: Lesson[]): Promise<Proof[]> {
+  const candidates = lessons.filter((lesson) => lesson.files.length > 1);
+  const rounds = Math.max(0, ...candidates.map((lesson) => lesson.files.length));
+  const proofs: Proof[] = [];
+  const roundsDir = join(STATE_DIR, 'targets', 'one-unsolved');
+  rmSync(roundsDir, { recursive: true, force: true });
+  for (let round = 0; round < rounds; round++) {
+    const entries = candidates.flatMap((lesson) => (lesson.files[round] ? [{ lesson, file: lesson.files[round]! }] : []));
+    const root = join(roundsDir, String(round));
+    for (const { lesson, file } of entries) {
+      const dir = join(root, lesson.slug);
+      cpSync(lesson.solutionDir, dir, { recursive: true });
+      cpSync(join(lesson.lessonDir, file), join(dir, file));
+    }
+    const roundLessons = entries.map((entry) => entry.lesson);
+    const run = await runChecks({
+      files: roundLessons.map((l) => l.checkFile),
+      targetRoot: root,
+      services: servicesOf(roundLessons),
+      timeoutSeconds: timeoutFor(roundLessons),
+      parallel: true,
+    });
+    for (const { lesson, file } of entries) {
+      const verdict = judgeFile(run, lesson.checkFile);
+      const name = { group: `lesson ${lesson.number}`, name: `with only ${file} unsolved, every failure names ${file}` };
+      const failed = verdict.requirements.filter((r) => r.state === 'failed');
+      const silent = failed.filter((r) => !(r.message ?? '').includes(file));
+      if (verdict.loadError) proofs.push({ ...name, ok: false, detail: `did not load: ${verdict.loadError}` });
+      else if (failed.length === 0) proofs.push({ ...name, ok: false, detail: `nothing failed: the checks do not notice that ${file} is unsolved` });
+      else if (silent.length > 0) proofs.push({ ...name, ok: false, detail: silent.map((r) => `"${r.name}" says: ${(r.message ?? '').split('\n')[0]}`).join('\n') });
+      else proofs.push({ ...name, ok: true });
+    }
+  }
+  return proofs;
+}
+
 /** A tsconfig covering every materialized fixture, so `tsc` proves each one type-checks over its solution. */
 export function writeFixtureTsconfig(lessons: Lesson[]): string {
   const root = join(STATE_DIR, 'targets', 'typecheck');

@@ -19,7 +19,7 @@ export const PROTOCOL_ENV = {
 } as const;
 
 export type ReporterMessage =
-  | { type: 'test-end'; id: string; file: string; name: string; state: string; message?: string; durationMs: number }
+  | { type: 'test-end'; id: string; file: string; name: string; state: string; message?: string; where?: string; durationMs: number }
   | { type: 'module-end'; file: string; errors: string[] }
   | { type: 'run-end'; unhandledErrors: string[] }
   | { type: 'progress'; text: string }

@@ -69,7 +69,7 @@ const VITEST_CLI = join(createRequire(import.meta.url).resolve('vitest/package.j
 const REPORTER = join(REPO_ROOT, 'tooling/course/ipc-reporter.ts');
 
 /** Explains vitest's timeout error the way a learner needs it. */
-export function teachingMessage(colored: string, timeoutSeconds: number): string {
+export function teachingMessage(colored: string, timeoutSeconds: number, where?: string): string {
   // Some tools colour their messages whatever NO_COLOR says; a teaching message is plain text.
   const raw = stripVTControlCharacters(colored).replace(/ \/\/ Object\.is equality$/m, '');
   if (/^(Test|Hook) timed out in \d+ms/.test(raw)) {
@@ -78,8 +78,11 @@ export function teachingMessage(colored: string, timeoutSeconds: number): string
       'a promise that never settles, a consumer that never receives, a connection that never opens.'
     );
   }
-  const todo = /^TODO: (.+)$/.exec(raw.trim());
-  if (todo) return `not written yet: ${todo[1]} still throws its TODO.`;
+  const todo = /^TODO: ([^\s(]+)(?: \((.+)\))?$/.exec(raw.trim());
+  if (todo) {
+    const at = todo[2] ?? where;
+    return `not written yet: ${todo[1]} still throws its TODO${at ? ` (${at})` : ''}.`;
+  }
   return raw.trim();
 }
 
@@ -148,7 +151,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
           file: relative(REPO_ROOT, message.file),
           name: message.name,
           state,
-          message: state === 'failed' ? teachingMessage(message.message ?? 'failed', options.timeoutSeconds) : message.message,
+          message: state === 'failed' ? teachingMessage(message.message ?? 'failed', options.timeoutSeconds, message.where) : message.message,
           durationMs: message.durationMs,
         });
         break;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../course/paths.ts';
 import { teachingMessage, vitestArguments, type CheckRun } from '../course/run-checks.ts';
+import { locationInGradedCode } from '../course/todo.ts';
 import { judgeFile } from '../course/verdict.ts';
 
 describe('teachingMessage', () => {
@@ -18,6 +19,23 @@ describe('teachingMessage', () => {
   it('drops colour codes and vitest\'s assertion tail from a teaching message', () => {
     expect(teachingMessage('\u001b[31mthe queue should be durable: expected false to be true // Object.is equality\u001b[39m', 10))
       .toBe('the queue should be durable: expected false to be true');
+  });
+
+  it('says where a TODO is thrown, so a learner opens the right file', () => {
+    expect(teachingMessage('TODO: EventBus.on', 10, 'lessons/01-signup-events/event-bus.ts:29'))
+      .toBe('not written yet: EventBus.on still throws its TODO (lessons/01-signup-events/event-bus.ts:29).');
+    expect(teachingMessage('TODO: ensureGroup (lessons/03-redis-streams/consumer.ts:112)', 10))
+      .toBe('not written yet: ensureGroup still throws its TODO (lessons/03-redis-streams/consumer.ts:112).');
+  });
+
+  it('finds the first frame in the graded folder, not in the check or a library', () => {
+    const stack = [
+      'Error: TODO: EventBus.on',
+      `    at EventBus.on (file://${REPO_ROOT}/lessons/01-signup-events/event-bus.ts:29:11)`,
+      `    at ${REPO_ROOT}/checks/01-signup-events.test.ts:120:9`,
+    ].join('\n');
+    expect(locationInGradedCode(stack, join(REPO_ROOT, 'lessons'))).toBe('lessons/01-signup-events/event-bus.ts:29');
+    expect(locationInGradedCode(stack, join(REPO_ROOT, 'solutions'))).toBeUndefined();
   });
 
   it('keeps a check’s own message as it is', () => {
