@@ -322,10 +322,13 @@ describe.concurrent('15 event-sourcing', () => {
     // Round 1 creates the stream (expected version 0); rounds 2 and 3 extend it.
     for (const expected of [0, 1, 2]) {
       const barrier = new Barrier(RACERS);
-      const outcomes = await Promise.all(pools.map(async (pool, writer) => {
+      const outcomes = await within(10_000, `the race at expected version ${expected} did not finish within 10 s: writers are ` +
+        'waiting for a lock on the stream\'s row that a transaction still holds. A loser\'s UPDATE waited for the ' +
+        'winner, matched nothing and still locked the row until its transaction ends: on a conflict, ROLLBACK before ' +
+        `the connection goes back to the pool (${WHERE}/event-store.ts)`, Promise.all(pools.map(async (pool, writer) => {
         await barrier.arrive();
         return outcomeOf(appendToStream(pool, stream, expected, [note(`writer ${writer} at ${expected}`)]));
-      }));
+      })));
       const winners = outcomes.flatMap((o, writer) => (o.ok ? [writer] : []));
       const losers = outcomes.flatMap((o) => (o.ok ? [] : [o.error]));
       if (winners.length === 0) {
