@@ -364,14 +364,14 @@ describe.concurrent('15 event-sourcing', () => {
     await eventStore(pg);
     // One connection only: if a failed append leaks it, or returns it inside a failed
     // transaction, the next append on this pool shows it.
-    const pool = await pg.newPoolFor({ max: 1, connectionTimeoutMillis: 3_000 });
+    const pool = await pg.newPoolFor({ max: 1, connectionTimeoutMillis: 5_000 });
     const stream = 'account-carol';
     await insertEvents(pool, stream, [opened('Carol')]);
     await mustAppend(pool, 'account-warm-up', 0, [note('an append that works, before the ones that fail')]);
 
     // PostgreSQL cannot store \u0000 in jsonb: the third event fails inside the database.
     const batch = [note('deposit 1'), note('deposit 2'), note('unstorable \u0000 text')];
-    const failed = await outcomeOf(within(5_000, 'appendToStream hung on a batch whose third event the database refuses ' +
+    const failed = await outcomeOf(within(10_000, 'appendToStream hung on a batch whose third event the database refuses ' +
       `(${WHERE}/event-store.ts)`, appendToStream(pool, stream, 1, batch)));
     expect(failed.ok, 'a batch whose third event PostgreSQL refuses (jsonb cannot hold \\u0000) should make appendToStream ' +
       `reject (${WHERE}/event-store.ts)`).toBe(false);
@@ -383,14 +383,14 @@ describe.concurrent('15 event-sourcing', () => {
       `its events was stored: the version and the events must commit together (${WHERE}/event-store.ts)`).toBe(1);
 
     // The same connection again, for a refused append and then a good one.
-    const conflict = await outcomeOf(within(5_000, `an append hung after a failed one (${WHERE}/event-store.ts)`,
+    const conflict = await outcomeOf(within(10_000, `an append hung after a failed one (${WHERE}/event-store.ts)`,
       appendToStream(pool, stream, 0, [note('stale')])));
     if (conflict.ok || !(conflict.error instanceof WrongExpectedVersionError)) {
       throw new Error('after the failed batch, an append at a stale version on the same one-connection pool should throw ' +
         `WrongExpectedVersionError, and ${conflict.ok ? 'it succeeded' : `threw ${describeError(conflict.error)}`}. ` +
         `${conflict.ok ? '' : leftoverHint(conflict.error)} (${WHERE}/event-store.ts)`);
     }
-    const next = await outcomeOf(within(5_000, `an append hung after a refused one (${WHERE}/event-store.ts)`,
+    const next = await outcomeOf(within(10_000, `an append hung after a refused one (${WHERE}/event-store.ts)`,
       appendToStream(pool, stream, 1, [note('deposit 1')])));
     if (!next.ok) {
       throw new Error('after a failed and a refused append on the same one-connection pool, a correct append failed: ' +

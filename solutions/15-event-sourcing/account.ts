@@ -17,7 +17,8 @@ export interface AccountState {
   reversedDeposits: number[];
 }
 
-const AccountStateSchema = z.strictObject({
+// Typed as AccountState, so the two cannot drift apart.
+const AccountStateSchema: z.ZodType<AccountState> = z.strictObject({
   accountId: z.string(),
   version: z.number().int().nonnegative(),
   status: z.enum(['not-opened', 'open']),
