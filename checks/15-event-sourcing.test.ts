@@ -154,7 +154,7 @@ async function mustAppend(pool: pg.Pool, streamId: string, expectedVersion: numb
     return await appendToStream(pool, streamId, expectedVersion, events);
   } catch (error) {
     throw new Error(`appendToStream(pool, "${streamId}", ${expectedVersion}, [${events.length} event(s)]) threw ` +
-      `${describeError(error)} (${WHERE}/event-store.ts)`);
+      `${describeError(error)} (${WHERE}/event-store.ts)`, { cause: error });
   }
 }
 
@@ -164,7 +164,7 @@ async function mustLoad(pool: pg.Pool, accountId: string, situation: string): Pr
     return await loadAccount(pool, accountId);
   } catch (error) {
     throw new Error(`loadAccount(pool, "${accountId}") ${situation} threw ${describeError(error)}. It reads the snapshot ` +
-      `and the events after it (${WHERE}/snapshots.ts) and folds them with evolve (${WHERE}/account.ts)`);
+      `and the events after it (${WHERE}/snapshots.ts) and folds them with evolve (${WHERE}/account.ts)`, { cause: error });
   }
 }
 
@@ -173,7 +173,7 @@ async function mustSnapshot(pool: pg.Pool, account: AccountState): Promise<void>
     await saveSnapshot(pool, account);
   } catch (error) {
     throw new Error(`saveSnapshot of "${account.accountId}" at version ${account.version} threw ${describeError(error)} ` +
-      `(${WHERE}/snapshots.ts)`);
+      `(${WHERE}/snapshots.ts)`, { cause: error });
   }
 }
 
@@ -205,7 +205,7 @@ class Subscriber {
   async poll(): Promise<RecordedEvent[]> {
     const from = `{ transactionId: ${this.checkpoint.transactionId}n, globalPosition: ${this.checkpoint.globalPosition}n }`;
     const page = await readAll(this.pool, this.checkpoint, this.pageSize).catch((error: unknown) => {
-      throw new Error(`readAll(pool, ${from}, ${this.pageSize}) threw ${describeError(error)} (${WHERE}/event-store.ts)`);
+      throw new Error(`readAll(pool, ${from}, ${this.pageSize}) threw ${describeError(error)} (${WHERE}/event-store.ts)`, { cause: error });
     });
     if (page.length > this.pageSize) {
       throw new Error(`readAll(pool, checkpoint, ${this.pageSize}) returned ${page.length} events: at most limit (${WHERE}/event-store.ts)`);

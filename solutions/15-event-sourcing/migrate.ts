@@ -26,7 +26,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {});
-        throw new Error(`migrations/${file} failed: ${error instanceof Error ? error.message : String(error)}`);
+        throw new Error(`migrations/${file} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
       applied.push(file);
     }
