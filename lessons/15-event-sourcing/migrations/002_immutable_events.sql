@@ -1,0 +1,12 @@
+-- Stored events are facts: they are never changed and never removed. Make the database refuse it,
+-- for every role and every code path (a migration script, a hand-typed fix in psql), and say why:
+-- a mistake is corrected by appending a compensating event.
+--
+-- TODO: refuse_event_change
+-- 1. A PL/pgSQL trigger function, refuse_event_change(), that raises an exception naming the
+--    operation (TG_OP) and the table (TG_TABLE_NAME). It must raise: a BEFORE trigger that returns
+--    NULL skips the row silently, and the code that tried would believe its change worked.
+-- 2. A row trigger that runs it BEFORE UPDATE OR DELETE ON events.
+-- 3. TRUNCATE fires no row triggers: a statement trigger that runs it BEFORE TRUNCATE ON events.
+--
+-- The checks apply this file after 001_event_store.sql, in a schema of their own.
