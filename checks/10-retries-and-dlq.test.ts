@@ -85,7 +85,7 @@ async function waitUntil(
     const reason = await missing();
     if (reason === null) return;
     if (Date.now() > deadline) throw new Error(reason);
-    await sleep(25);
+    await sleep(50);
   }
 }
 
