@@ -141,10 +141,22 @@ export class KafkaTestKit {
   /** Creates a topic unique to this test with an explicit partition count; deleted afterwards. */
   async createTopic(prefix: string, partitions: number): Promise<string> {
     const topic = this.topicName(prefix);
-    await (await this.adminFor(topic)).createTopics({
-      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
+    const admin = await this.adminFor(topic);
+    // On a busy broker, waiting for the new partitions' leaders can fail with "This server does not
+    // host this topic-partition" for a moment: the topic exists, its metadata is not everywhere yet.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+        break;
+      } catch (error) {
+        if (attempt >= 10 || !/does not host this topic-partition|already exists/i.test(String(error))) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+    await vi.waitFor(async () => {
+      const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+      if ((metadata?.partitions ?? []).filter((p) => p.leader >= 0).length < partitions) throw new Error(`${topic} has no leader for every partition yet`);
+    }, { timeout: 10_000, interval: 100 });
     return topic;
   }
 
