@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import { chownSync, lstatSync, mkdirSync, realpathSync, rmdirSync, symlinkSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, resolve } from 'node:path';
+import { REPO_ROOT, STATE_DIR } from '../../tooling/course/paths.ts';
 import { accountIds, run } from './system.ts';
 import { ServiceError } from '../errors.ts';
-
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * Where natively started services keep their data and logs: the git-ignored
@@ -13,7 +11,7 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
  */
 export function servicesRoot(): string {
   const configured = process.env.COURSE_SERVICES_DIR;
-  return configured ? resolve(configured) : join(REPO_ROOT, '.course', 'services');
+  return configured ? resolve(configured) : join(STATE_DIR, 'services');
 }
 
 export function serviceDir(name: string): string {
