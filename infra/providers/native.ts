@@ -23,7 +23,10 @@ export async function findRunningNative(
 ): Promise<ServiceEndpoint | undefined> {
   await waitForOtherStarter(progress);
   const spec = SERVICES[service];
-  if (!(await isPortOpen(spec.host, spec.port))) return undefined;
+  // The course's own instance is alive: on a machine busy enough that a connect takes more than
+  // half a second, give it longer instead of concluding it is gone (and starting a second one).
+  const ours = COURSE_SERVICES[service].pid() !== undefined;
+  if (!(await isPortOpen(spec.host, spec.port, ours ? 5_000 : 500))) return undefined;
   return { service, url: spec.url, provider: 'native', detail: describeRunning(service) };
 }
 
@@ -86,6 +89,11 @@ async function startCourseService(service: ServiceName, progress: (message: stri
   const course = COURSE_SERVICES[service];
   // On machines that let packages start their services, apt-get may have just started one.
   if (await isPortOpen(spec.host, spec.port)) return adoptListening(service);
+  if (course.pid() !== undefined) {
+    // Ours is running but did not answer in time: never start a second one over its data, and never
+    // stop it because of that.
+    throw new ServiceError(`${spec.label} (pid ${course.pid()}) runs but does not answer on ${spec.host}:${spec.port}; see ${displayPath(course.logFile())}`);
+  }
 
   progress(course.startingMessage);
   const startedAt = Date.now();
