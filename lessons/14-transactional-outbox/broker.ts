@@ -70,6 +70,7 @@ export class BrokerLink {
       const channel = await withTimeout(connection.createConfirmChannel(), connectTimeoutMs, 'opening a confirm channel');
       channel.on('error', (error: Error) => log(`broker channel error: ${error.message}`));
       await withTimeout(channel.assertExchange(exchange, 'topic', { durable: true }), connectTimeoutMs, `declaring the exchange ${exchange}`);
+      log(`connected to RabbitMQ at ${new URL(this.url).host}`);
       return {
         connection,
         channel,

@@ -62,7 +62,7 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
   }
   return {
     databaseUrl: databaseUrl(env),
-    amqpUrl: env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+    amqpUrl: amqpUrl(env),
     exchange: env.OUTBOX_EXCHANGE ?? 'orders.events',
     name: env.RELAY_NAME ?? `relay-${process.pid}`,
     aggregatesPerBatch: integer(env, 'RELAY_AGGREGATES_PER_BATCH', 50, 1),
@@ -72,6 +72,13 @@ export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConf
     connectTimeoutMs: integer(env, 'RELAY_CONNECT_TIMEOUT_MS', 5_000, 1),
     backoff,
   };
+}
+
+function amqpUrl(env: NodeJS.ProcessEnv): string {
+  const raw = env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  const protocol = URL.canParse(raw) ? new URL(raw).protocol : undefined;
+  if (protocol !== 'amqp:' && protocol !== 'amqps:') throw new ConfigError(`AMQP_URL must be an amqp:// or amqps:// URL, got "${raw}"`);
+  return raw;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, minimum: number): number {
