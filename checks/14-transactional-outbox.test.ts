@@ -301,6 +301,147 @@ async function waitUntilSent(pg: PgTestKit, events: readonly { eventId: string }
 
 describe.concurrent('14 transactional-outbox', () => {
   // -------------------------------------------------------------------------------------------
+  // Outages of a private broker of the check's own. They come first because they take longest
+  // (the broker takes seconds to start again) and requirements run a few at a time.
+
+
+  test('while the broker is down, orders are accepted and their events stay pending; once it is back, every one is published in sequence', async ({ pg, own, procs, unique, expect }) => {
+    const [broker] = await Promise.all([own.start('rabbitmq'), pg.migrate(SLUG)]);
+    const scope = new RabbitScope(() => broker.url);
+    const exchange = unique('orders.events');
+    const queue = await eventQueue(scope, exchange, unique('outbox-events'));
+    const env = { ...pg.env, AMQP_URL: broker.url, OUTBOX_EXCHANGE: exchange, ...FAST_ENV };
+    let relay: LessonProcess | undefined;
+    try {
+      const [service] = await Promise.all([
+        procs.startHttp(SLUG, 'server.ts', { env, name: 'the order service (server.ts)' }),
+        (async () => {
+          relay = procs.start(SLUG, 'relay.ts', { env: { ...env, RELAY_NAME: 'relay' }, name: 'the relay (relay.ts)' });
+          await relay.waitForOutput(/ready/, 'reported it was ready');
+        })(),
+      ]);
+      const post = async (path: string, body: unknown) => {
+        const started = Date.now();
+        try {
+          const response = await fetch(`${service.url}${path}`, {
+            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000),
+          });
+          return { status: response.status, text: await response.text(), ms: Date.now() - started };
+        } catch (error) {
+          return { status: 0, text: String(error), ms: Date.now() - started };
+        }
+      };
+
+      const first = newOrder();
+      const placedFirst = await post('/orders', first);
+      throwIfTodo(service.process.output());
+      expect(placedFirst.status, `POST /orders should place an order (201), got ${placedFirst.status} ${placedFirst.text} (${ORDERS})`).toBe(201);
+      const arrivals = new Arrivals(scope, queue);
+      await vi.waitFor(async () => expect((await arrivals.take()).length, 'the relay should publish the first order before the outage').toBeGreaterThan(0), { timeout: 10_000, interval: 50 })
+        .catch(() => { throwIfTodo(relay!.output()); throw new Error(`with the broker up, the first order's event never reached the broker (${RELAY}).\n${procs.combinedLog()}`); });
+
+      await broker.stop();
+
+      const during = [newOrder('ada'), newOrder('linus'), newOrder('barbara')];
+      for (const order of during) {
+        const placed = await post('/orders', order);
+        expect(placed.status, `with the broker down, POST /orders answered ${placed.status || 'nothing'} after ${placed.ms} ms ` +
+          `(${placed.text.slice(0, 200)}). Placing an order must only write to the database, the order and its event in one ` +
+          `transaction; the relay publishes later (${ORDERS})`).toBe(201);
+        expect(placed.ms, 'with the broker down, placing an order should not wait for the broker').toBeLessThan(5_000);
+      }
+      for (const order of during.slice(0, 2)) {
+        const cancelled = await post(`/orders/${order.orderId}/cancel`, { reason: 'ordered by mistake' });
+        expect(cancelled.status, `with the broker down, cancelling an order answered ${cancelled.status || 'nothing'} ` +
+          `(${cancelled.text.slice(0, 200)}) (${ORDERS})`).toBe(200);
+      }
+      const outageEvents = await pg.query<{ event_id: string }>('SELECT event_id FROM outbox WHERE aggregate_id = ANY($1::text[])', [during.map((o) => o.orderId)]);
+      expect(outageEvents.length, `three orders were placed and two of them cancelled during the outage: five events should be in ` +
+        `the outbox, and ${outageEvents.length} are (${ORDERS})`).toBe(5);
+      // The relay keeps trying: nothing may be marked sent while there is no broker to confirm it.
+      const failedRounds = () => relay!.output().split('\n').filter((line) => line.includes('round failed')).length;
+      const failedBefore = failedRounds();
+      await vi.waitFor(() => {
+        if (failedRounds() < failedBefore + 3) throw new Error('not yet');
+      }, { timeout: 5_000, interval: 25 }).catch(() => {});
+      const pendingDuringOutage = await pendingEventIds(pg, outageEvents.map((e) => e.event_id));
+      expect(pendingDuringOutage.length, `with the broker down, ${5 - pendingDuringOutage.length} of the 5 new events were marked ` +
+        `sent: no broker confirmed them (${PUBLISHER}, ${RELAY})`).toBe(5);
+      expect(relay!.running, `the relay process exited during the outage: it must retry, not crash.\n${procs.combinedLog()}`).toBe(true);
+
+      await broker.start();
+
+      await waitUntilSent(pg, outageEvents.map((e) => ({ eventId: e.event_id })), () => relay!.output().split('\n').slice(-12).join('\n'),
+        'the broker is back: after a failed round the relay must reconnect and publish the backlog. A relay round that does not ' +
+        `release its database connection when a publish fails runs out of connections after a few failures (${RELAY})`, 20_000);
+      await arrivals.until(1 + outageEvents.length);
+      const missing = outageEvents.filter((e) => !arrivals.eventIds().has(e.event_id)).length;
+      expect(missing, `${missing} events are marked sent but never reached the queue (${PUBLISHER}, ${RELAY})`).toBe(0);
+      const problems = sequenceProblems(arrivals.all);
+      expect(problems, `after the outage, orders' events arrived out of sequence: ${summarize(problems)} (${RELAY})`).toEqual([]);
+      const cancellations = arrivals.all.filter((d) => d.type === 'order.cancelled').length;
+      expect(cancellations, 'both cancellations should be published').toBeGreaterThanOrEqual(2);
+
+      const exit = await relay!.stop();
+      expect(exit.code, `relay.ts should exit with code 0 on SIGTERM (it exited ${JSON.stringify(exit)})`).toBe(0);
+    } finally {
+      await scope.cleanup();
+    }
+  });
+
+  test('the broker killed in the middle of a relay batch loses no event: repeats carry the same event id and an idempotent consumer applies each once', async ({ pg, own, unique, expect, onTestFinished }) => {
+    const [broker] = await Promise.all([own.start('rabbitmq'), pg.migrate(SLUG)]);
+    const scope = new RabbitScope(() => broker.url);
+    onTestFinished(() => scope.cleanup());
+    const exchange = unique('orders.events');
+    const queue = await eventQueue(scope, exchange, unique('outbox-events'));
+    // The relay reaches the broker through a link the check can hold, so the kill lands mid-batch.
+    const link = await TcpProxy.start(broker.url);
+    const { log } = relayFor(await pg.pool(), {
+      amqpUrl: link.url, exchange, name: 'relay', aggregatesPerBatch: 8, eventsPerAggregate: 5, publishTimeoutMs: 5_000,
+    }, onTestFinished, () => link.close());
+
+    const orders = aggregates(8);
+    const before = await insertEvents(await pg.pool(), orders, 1, 2);
+    await waitUntilSent(pg, before, () => logTail(log), `the relay should publish the first events (${RELAY})`);
+
+    // Hold the relay's bytes, give it new events, and kill the broker while they are on their way.
+    link.pause();
+    const after = await insertEvents(await pg.pool(), orders, 3, 5);
+    await vi.waitFor(() => expect(link.bytesHeld).toBeGreaterThan(0), { timeout: 5_000, interval: 10 })
+      .catch(() => { throwIfTodo(log); throw new Error(`the relay did not start publishing the new events within 5 s (${RELAY}).\nThe relay logged:\n${logTail(log)}`); });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await broker.stop({ kill: true });
+    link.resume();
+    await broker.start();
+
+    const events = [...before, ...after];
+    await waitUntilSent(pg, events, () => logTail(log), 'the broker is back: the relay must reconnect and publish what it had ' +
+      `not been able to (${RELAY})`, 20_000);
+    const { deliveries, applied } = await consumeIdempotently(pg, scope, queue);
+    const arrived = new Set(deliveries.map((d) => d.eventId));
+    const lost = events.filter((e) => !arrived.has(e.eventId));
+    expect(lost.length, `${lost.length} events are marked sent in the outbox and never reached the broker (e.g. order ` +
+      `${short(lost[0]?.aggregateId ?? '')} #${lost[0]?.sequence}): they were on their way when the broker died, and the relay ` +
+      `marked them sent without its confirm. Resolve publishConfirmed only on the broker's ack (${PUBLISHER}), and mark only ` +
+      `confirmed events (${RELAY})`).toBe(0);
+    for (const delivery of deliveries) {
+      expect(delivery.messageId, `every copy of an event must carry the event's id as its message id (${PUBLISHER})`).toBe(delivery.eventId);
+    }
+    const bodies = new Map<string, string>();
+    for (const delivery of deliveries) {
+      const first = bodies.get(delivery.eventId) ?? delivery.body;
+      bodies.set(delivery.eventId, first);
+      expect(delivery.body, `a repeat of event ${delivery.eventId} differs from its first copy: a repeat must be the same ` +
+        `event, from the same outbox row (${RELAY})`).toBe(first);
+    }
+    expect(applied.length, `the idempotent consumer received ${deliveries.length} messages for ${events.length} events and ` +
+      'should have applied each event exactly once').toBe(events.length);
+    const problems = sequenceProblems(applied);
+    expect(problems, `after the crash, the consumer applied orders' events out of sequence: ${summarize(problems)} (${RELAY})`).toEqual([]);
+  });
+
+  // -------------------------------------------------------------------------------------------
   // The write side: the order and its event in one transaction.
 
   test('placing an order commits the order row and its order.placed outbox event in one transaction', async ({ pg, expect }) => {
@@ -598,145 +739,7 @@ describe.concurrent('14 transactional-outbox', () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  // Outages and crashes: a private broker of the check's own, a network it controls, relay processes.
-
-  test('while the broker is down, orders are accepted and their events stay pending; once it is back, every one is published in sequence', async ({ pg, own, procs, unique, expect }) => {
-    await pg.migrate(SLUG);
-    const broker = await own.start('rabbitmq');
-    const scope = new RabbitScope(() => broker.url);
-    const exchange = unique('orders.events');
-    const queue = await eventQueue(scope, exchange, unique('outbox-events'));
-    const env = { ...pg.env, AMQP_URL: broker.url, OUTBOX_EXCHANGE: exchange, ...FAST_ENV };
-    let relay: LessonProcess | undefined;
-    try {
-      const [service] = await Promise.all([
-        procs.startHttp(SLUG, 'server.ts', { env, name: 'the order service (server.ts)' }),
-        (async () => {
-          relay = procs.start(SLUG, 'relay.ts', { env: { ...env, RELAY_NAME: 'relay' }, name: 'the relay (relay.ts)' });
-          await relay.waitForOutput(/ready/, 'reported it was ready');
-        })(),
-      ]);
-      const post = async (path: string, body: unknown) => {
-        const started = Date.now();
-        try {
-          const response = await fetch(`${service.url}${path}`, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5_000),
-          });
-          return { status: response.status, text: await response.text(), ms: Date.now() - started };
-        } catch (error) {
-          return { status: 0, text: String(error), ms: Date.now() - started };
-        }
-      };
-
-      const first = newOrder();
-      const placedFirst = await post('/orders', first);
-      throwIfTodo(service.process.output());
-      expect(placedFirst.status, `POST /orders should place an order (201), got ${placedFirst.status} ${placedFirst.text} (${ORDERS})`).toBe(201);
-      const arrivals = new Arrivals(scope, queue);
-      await vi.waitFor(async () => expect((await arrivals.take()).length, 'the relay should publish the first order before the outage').toBeGreaterThan(0), { timeout: 10_000, interval: 50 })
-        .catch(() => { throwIfTodo(relay!.output()); throw new Error(`with the broker up, the first order's event never reached the broker (${RELAY}).\n${procs.combinedLog()}`); });
-
-      await broker.stop();
-
-      const during = [newOrder('ada'), newOrder('linus'), newOrder('barbara')];
-      for (const order of during) {
-        const placed = await post('/orders', order);
-        expect(placed.status, `with the broker down, POST /orders answered ${placed.status || 'nothing'} after ${placed.ms} ms ` +
-          `(${placed.text.slice(0, 200)}). Placing an order must only write to the database, the order and its event in one ` +
-          `transaction; the relay publishes later (${ORDERS})`).toBe(201);
-        expect(placed.ms, 'with the broker down, placing an order should not wait for the broker').toBeLessThan(5_000);
-      }
-      for (const order of during.slice(0, 2)) {
-        const cancelled = await post(`/orders/${order.orderId}/cancel`, { reason: 'ordered by mistake' });
-        expect(cancelled.status, `with the broker down, cancelling an order answered ${cancelled.status || 'nothing'} ` +
-          `(${cancelled.text.slice(0, 200)}) (${ORDERS})`).toBe(200);
-      }
-      const outageEvents = await pg.query<{ event_id: string }>('SELECT event_id FROM outbox WHERE aggregate_id = ANY($1::text[])', [during.map((o) => o.orderId)]);
-      expect(outageEvents.length, `three orders were placed and two of them cancelled during the outage: five events should be in ` +
-        `the outbox, and ${outageEvents.length} are (${ORDERS})`).toBe(5);
-      // The relay keeps trying: nothing may be marked sent while there is no broker to confirm it.
-      const failedRounds = () => relay!.output().split('\n').filter((line) => line.includes('round failed')).length;
-      const failedBefore = failedRounds();
-      await vi.waitFor(() => {
-        if (failedRounds() < failedBefore + 3) throw new Error('not yet');
-      }, { timeout: 5_000, interval: 25 }).catch(() => {});
-      const pendingDuringOutage = await pendingEventIds(pg, outageEvents.map((e) => e.event_id));
-      expect(pendingDuringOutage.length, `with the broker down, ${5 - pendingDuringOutage.length} of the 5 new events were marked ` +
-        `sent: no broker confirmed them (${PUBLISHER}, ${RELAY})`).toBe(5);
-      expect(relay!.running, `the relay process exited during the outage: it must retry, not crash.\n${procs.combinedLog()}`).toBe(true);
-
-      await broker.start();
-
-      await waitUntilSent(pg, outageEvents.map((e) => ({ eventId: e.event_id })), () => relay!.output().split('\n').slice(-12).join('\n'),
-        'the broker is back: after a failed round the relay must reconnect and publish the backlog. A relay round that does not ' +
-        `release its database connection when a publish fails runs out of connections after a few failures (${RELAY})`, 20_000);
-      await arrivals.until(1 + outageEvents.length);
-      const missing = outageEvents.filter((e) => !arrivals.eventIds().has(e.event_id)).length;
-      expect(missing, `${missing} events are marked sent but never reached the queue (${PUBLISHER}, ${RELAY})`).toBe(0);
-      const problems = sequenceProblems(arrivals.all);
-      expect(problems, `after the outage, orders' events arrived out of sequence: ${summarize(problems)} (${RELAY})`).toEqual([]);
-      const cancellations = arrivals.all.filter((d) => d.type === 'order.cancelled').length;
-      expect(cancellations, 'both cancellations should be published').toBeGreaterThanOrEqual(2);
-
-      const exit = await relay!.stop();
-      expect(exit.code, `relay.ts should exit with code 0 on SIGTERM (it exited ${JSON.stringify(exit)})`).toBe(0);
-    } finally {
-      await scope.cleanup();
-    }
-  });
-
-  test('the broker killed in the middle of a relay batch loses no event: repeats carry the same event id and an idempotent consumer applies each once', async ({ pg, own, unique, expect, onTestFinished }) => {
-    await pg.migrate(SLUG);
-    const broker = await own.start('rabbitmq');
-    const scope = new RabbitScope(() => broker.url);
-    onTestFinished(() => scope.cleanup());
-    const exchange = unique('orders.events');
-    const queue = await eventQueue(scope, exchange, unique('outbox-events'));
-    // The relay reaches the broker through a link the check can hold, so the kill lands mid-batch.
-    const link = await TcpProxy.start(broker.url);
-    const { log } = relayFor(await pg.pool(), {
-      amqpUrl: link.url, exchange, name: 'relay', aggregatesPerBatch: 8, eventsPerAggregate: 5, publishTimeoutMs: 5_000,
-    }, onTestFinished, () => link.close());
-
-    const orders = aggregates(8);
-    const before = await insertEvents(await pg.pool(), orders, 1, 2);
-    await waitUntilSent(pg, before, () => logTail(log), `the relay should publish the first events (${RELAY})`);
-
-    // Hold the relay's bytes, give it new events, and kill the broker while they are on their way.
-    link.pause();
-    const after = await insertEvents(await pg.pool(), orders, 3, 5);
-    await vi.waitFor(() => expect(link.bytesHeld).toBeGreaterThan(0), { timeout: 5_000, interval: 10 })
-      .catch(() => { throwIfTodo(log); throw new Error(`the relay did not start publishing the new events within 5 s (${RELAY}).\nThe relay logged:\n${logTail(log)}`); });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await broker.stop({ kill: true });
-    link.resume();
-    await broker.start();
-
-    const events = [...before, ...after];
-    await waitUntilSent(pg, events, () => logTail(log), 'the broker is back: the relay must reconnect and publish what it had ' +
-      `not been able to (${RELAY})`, 20_000);
-    const { deliveries, applied } = await consumeIdempotently(pg, scope, queue);
-    const arrived = new Set(deliveries.map((d) => d.eventId));
-    const lost = events.filter((e) => !arrived.has(e.eventId));
-    expect(lost.length, `${lost.length} events are marked sent in the outbox and never reached the broker (e.g. order ` +
-      `${short(lost[0]?.aggregateId ?? '')} #${lost[0]?.sequence}): they were on their way when the broker died, and the relay ` +
-      `marked them sent without its confirm. Resolve publishConfirmed only on the broker's ack (${PUBLISHER}), and mark only ` +
-      `confirmed events (${RELAY})`).toBe(0);
-    for (const delivery of deliveries) {
-      expect(delivery.messageId, `every copy of an event must carry the event's id as its message id (${PUBLISHER})`).toBe(delivery.eventId);
-    }
-    const bodies = new Map<string, string>();
-    for (const delivery of deliveries) {
-      const first = bodies.get(delivery.eventId) ?? delivery.body;
-      bodies.set(delivery.eventId, first);
-      expect(delivery.body, `a repeat of event ${delivery.eventId} differs from its first copy: a repeat must be the same ` +
-        `event, from the same outbox row (${RELAY})`).toBe(first);
-    }
-    expect(applied.length, `the idempotent consumer received ${deliveries.length} messages for ${events.length} events and ` +
-      'should have applied each event exactly once').toBe(events.length);
-    const problems = sequenceProblems(applied);
-    expect(problems, `after the crash, the consumer applied orders' events out of sequence: ${summarize(problems)} (${RELAY})`).toEqual([]);
-  });
+  // A network the check controls, and relay processes.
 
   test('a publish to a broker that vanished without closing the connection times out, and the relay publishes within seconds of its return', async ({ pg, rabbit, unique, expect, onTestFinished }) => {
     await pg.migrate(SLUG);
@@ -782,7 +785,7 @@ describe.concurrent('14 transactional-outbox', () => {
       `leave it open (${RELAY})`).toBe(0), { timeout: 5_000, interval: 50 });
   });
 
-  test('a relay killed after the broker confirmed its events and before it marked them sent publishes them again with the same ids, absorbed by an idempotent consumer', async ({ pg, rabbit, procs, unique, expect }) => {
+  test('a relay killed after the broker confirmed its events and before it marked them sent publishes them again with the same ids, absorbed by an idempotent consumer', async ({ pg, rabbit, procs, unique, expect, onTestFinished }) => {
     await pg.migrate(SLUG);
     const exchange = unique('orders.events');
     const queue = await eventQueue(rabbit, exchange, unique('outbox-events'));
@@ -811,9 +814,10 @@ describe.concurrent('14 transactional-outbox', () => {
     const stillPending = await pendingEventIds(pg, events.map((e) => e.eventId));
     expect(stillPending.length, `the relay was killed before its transaction committed, so every event should still be pending`).toBe(events.length);
 
-    const second = procs.start(SLUG, 'relay.ts', { env: { ...env, RELAY_NAME: 'relay-2' }, name: 'the second relay (relay.ts)' });
-    await waitUntilSent(pg, events, () => second.output().split('\n').slice(-12).join('\n'), 'a new relay should publish the ' +
-      `events the killed one never marked sent (${RELAY})`, 15_000);
+    // The next relay (in this process: only the first one had to be a process, to be killed).
+    const second = relayFor(await pg.pool(), { amqpUrl: serviceUrl('rabbitmq'), exchange, name: 'relay-2' }, onTestFinished);
+    await waitUntilSent(pg, events, () => logTail(second.log), 'a new relay should publish the events the killed one never ' +
+      `marked sent (${RELAY})`, 15_000);
 
     const { deliveries, applied } = await consumeIdempotently(pg, rabbit, queue);
     const copies = new Map<string, Delivery[]>();
@@ -830,8 +834,5 @@ describe.concurrent('14 transactional-outbox', () => {
     expect(applied.length, `the idempotent consumer received ${deliveries.length} messages and should apply each of the ` +
       `${events.length} events once`).toBe(events.length);
     expect(await pg.count('check_order_history'), 'each event should be applied once').toBe(events.length);
-
-    const exit = await second.stop();
-    expect(exit.code, `relay.ts should exit with code 0 on SIGTERM (it exited ${JSON.stringify(exit)})`).toBe(0);
   });
 });
