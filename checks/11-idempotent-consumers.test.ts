@@ -73,6 +73,8 @@ interface HandlerOptions {
   charge?: ChargeEffect;
   /** Runs before handlePaymentRequested, e.g. to wait at a barrier or to look at the tables. */
   before?: (call: Call) => Promise<void>;
+  /** Runs the moment handlePaymentRequested has settled, before the consumer can ack, nack or receive more. */
+  after?: (call: Call) => void;
 }
 
 /** The handler the check gives the learner's consumer: the learner's handlePaymentRequested, recorded. */
@@ -92,6 +94,7 @@ class Calls {
         throw error;
       } finally {
         call.settled = true;
+        options.after?.(call);
       }
     };
   }
@@ -105,8 +108,9 @@ class Calls {
   }
 
   /**
-   * What makes waiting pointless, reported at once: a TODO thrown by the learner's handler (as it
-   * is), or an event id the consumer made up, by which the check can never find its payments.
+   * What makes waiting pointless, reported at once: a TODO thrown by the learner's handler or logged
+   * by the consumer (reported as the TODO it is), or an event id the consumer made up, by which the
+   * check can never find its payments.
    */
   problem(): Error | undefined {
     const todo = this.all.find((c) => c.error instanceof Error && c.error.message.startsWith('TODO:'));
@@ -117,17 +121,13 @@ class Calls {
     return madeUp ? new Error(madeUp) : undefined;
   }
 
-  /**
-   * When the consumer hands the handler an event id that was never published, a duplicate looks like a
-   * new payment: the explanation, pointing at the consumer.
-   */
+  /** The explanation, pointing at the consumer, when it handed the handler an event id no message carried. */
   madeUpId(): string | undefined {
     const call = this.all.find((c) => !issuedIds.has(c.event.eventId));
     if (!call) return undefined;
     return `the consumer handed the handler event id ${call.event.eventId}, which no message carried. An id made ` +
-      'when a message arrives is new on every delivery, so a redelivery looks ' +
-      `like a new payment and is charged again. Pass on the event parsePaymentMessage returns, with the ` +
-      `producer's eventId (${CONSUMER})`;
+      'when a message arrives is new on every delivery, so a redelivery looks like a new payment and is charged ' +
+      `again. Pass on the event parsePaymentMessage returns, with the producer's eventId (${CONSUMER})`;
   }
 }
 
@@ -206,8 +206,17 @@ async function waitUntil(
   }
 }
 
-function rejectAfter(ms: number, message: string): Promise<never> {
-  return sleep(ms).then(() => Promise.reject(new Error(message)));
+/** The promise's outcome, or a failure with `message` if it has not settled within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -316,8 +325,8 @@ describe.concurrent('11 idempotent-consumers', () => {
       const pool = await pools.open({ max: 2 });
       const handle = calls.handler(pool, {
         charge: slowCharge,
-        before: () => Promise.race([barrier.arrive(), rejectAfter(WAIT_MS, `only ${calls.all.length} of the 2 deliveries ` +
-          `reached a consumer instance: each instance should receive one (prefetch 1) (${CONSUMER})`)]),
+        before: () => within(barrier.arrive(), WAIT_MS, `only ${calls.all.length} of the 2 deliveries reached a consumer ` +
+          `instance: each instance should receive one (prefetch 1) (${CONSUMER})`),
       });
       return consumerInstance(rabbit, queue, handle, 1, name);
     }));
@@ -382,6 +391,7 @@ describe.concurrent('11 idempotent-consumers', () => {
       const { queue, dead } = await paymentQueue(rabbit, unique);
       const calls = new Calls();
       const atRedelivery = { processed: -1, charges: -1 };
+      let keptAfterFailure = -1;
       // One connection: if the failed attempt keeps it, the redelivery has none.
       const pool = await pools.open({ max: 1 });
       const channel = await consumerInstance(rabbit, queue, calls.handler(pool, {
@@ -390,6 +400,9 @@ describe.concurrent('11 idempotent-consumers', () => {
           if (call !== calls.all[1]) return;
           atRedelivery.processed = await processed(pg);
           atRedelivery.charges = await charges(pg);
+        },
+        after: (call) => {
+          if (call === calls.all[0]) keptAfterFailure = pools.outstanding();
         },
       }), 1);
       const event = paymentRequested();
@@ -400,7 +413,7 @@ describe.concurrent('11 idempotent-consumers', () => {
       const [first] = calls.all;
       expect(first!.error, 'the effect failed, so handlePaymentRequested should reject with its error (after ROLLBACK); ' +
         `it resolved with ${JSON.stringify(first!.result)} and the consumer took the payment as done (${HANDLER})`).toBeInstanceOf(Error);
-      expect(pools.outstanding(), 'handlePaymentRequested rejected and kept its database connection: the pool here has ' +
+      expect(keptAfterFailure, 'handlePaymentRequested rejected and kept its database connection: the pool here has ' +
         `one, so the redelivery would wait for it forever. Release the client in a finally block (${HANDLER})`).toBe(0);
 
       await waitUntil(() => calls.settled().length >= 2, () => calls.all.length < 2
@@ -447,7 +460,7 @@ describe.concurrent('11 idempotent-consumers', () => {
     const handled = await crashing.waitForOutput(/\] (charged|duplicate) (\S+)/, `handled payment ${event.eventId}`);
     expect(handled[2], `payments-a handled event ${handled[2]}, but the message carried event id ${event.eventId}: pass on ` +
       `the producer's eventId (${CONSUMER})`).toBe(event.eventId);
-    const exit = await Promise.race([crashing.exited, rejectAfter(WAIT_MS, 'payments-a did not exit after its commit (CRASH_AFTER_COMMIT=1)')]);
+    const exit = await within(crashing.exited, WAIT_MS, 'payments-a did not exit after its commit (CRASH_AFTER_COMMIT=1)');
     expect(exit.signal, 'payments-a should have killed itself with SIGKILL right after its commit').toBe('SIGKILL');
     expect(await processed(pg), 'payments-a reported the payment handled, so its commit should be in processed_events: ' +
       `handlePaymentRequested must resolve only after COMMIT (${HANDLER})`).toBe(1);
