@@ -529,6 +529,7 @@ describe.concurrent('11 idempotent-consumers', () => {
     const channel = await consumerInstance(rabbit, queue, calls.handler(await pools.open()), 1);
     const { eventId: _dropped, ...withoutId } = paymentRequested(2);
     const malformed: Array<{ content: Buffer; messageId?: string }> = [
+      { content: Buffer.alloc(0) },
       { content: Buffer.from('<charge order 7 please>') },
       { content: Buffer.from(JSON.stringify(withoutId)) },
       { content: Buffer.from(JSON.stringify({ ...paymentRequested(3), amountCents: 0 })) },
