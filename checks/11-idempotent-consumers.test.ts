@@ -144,6 +144,10 @@ function explain(error: unknown): string {
       return `failed with "${text}" (SQLSTATE 23505): a plain INSERT into processed_events raises a unique ` +
         'violation for a duplicate. Use INSERT … ON CONFLICT (subscriber, event_id) DO NOTHING RETURNING event_id, ' +
         `and treat "no row returned" as a duplicate, answered with findCharge (${HANDLER})`;
+    case '40001':
+      return `failed with "${text}" (SQLSTATE 40001): under REPEATABLE READ or SERIALIZABLE, a claim that meets a ` +
+        'concurrent claim of the same key fails instead of returning no row. Run the transaction in READ COMMITTED, ' +
+        `PostgreSQL's default: a plain BEGIN (${HANDLER})`;
     default:
       return `failed with: ${text} (${HANDLER})`;
   }
