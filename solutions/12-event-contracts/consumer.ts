@@ -1,5 +1,5 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { type CommandName, type EventName, type MessageName } from './catalog.ts';
+import type { CommandName, EventName, MessageName } from './catalog.ts';
 import { checkMessage, readMessage } from './contracts.ts';
 import type { CloudEvent, LatestData } from './events.ts';
 import { assertCommandQueue, assertServiceQueue, park, type Topology } from './messaging.ts';
@@ -15,7 +15,10 @@ export interface DeliveryContext {
 /** Handles the latest version of a message. Throwing (or rejecting) means "not handled". */
 export type Handler<N extends MessageName> = (message: CloudEvent<LatestData[N]>, context: DeliveryContext) => Promise<void>;
 
-export type Handlers = { [N in MessageName]?: Handler<N> };
+/** A subscribing service's handlers, one per event it handles. */
+export type EventHandlers = { [N in EventName]?: Handler<N> };
+
+type Handlers = { [N in MessageName]?: Handler<N> };
 
 export interface ConsumerOptions {
   /** Messages held unacknowledged at a time (default 10). */
@@ -30,7 +33,7 @@ export interface Consumer {
 }
 
 /** What receive needs to know about the queue a message came from. */
-export interface Route {
+interface Route {
   queue: string;
   /** Names the consumer in log lines, e.g. `billing`. */
   consumer: string;
@@ -42,7 +45,7 @@ export interface Route {
  * Subscribes a service to events: its own queue, bound to every version of each event it has a
  * handler for. Handlers receive the latest version of each event, whatever version was published.
  */
-export async function startSubscriber(channel: ConfirmChannel, topology: Topology, service: string, handlers: Handlers, options: ConsumerOptions = {}): Promise<Consumer> {
+export async function startSubscriber(channel: ConfirmChannel, topology: Topology, service: string, handlers: EventHandlers, options: ConsumerOptions = {}): Promise<Consumer> {
   const events = Object.keys(handlers) as EventName[];
   const queue = await assertServiceQueue(channel, topology, service, events);
   return consume(channel, { queue, consumer: service, handlers, log: options.log ?? console.error }, options);
@@ -80,7 +83,7 @@ async function consume(channel: ConfirmChannel, route: Route, options: ConsumerO
  * parked with a reason: none is lost, none loops, and one that cannot be handled does not stop the
  * messages behind it.
  */
-export async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: Route): Promise<void> {
+async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: Route): Promise<void> {
   const setAside = async (reason: string) => {
     route.log(`[${route.consumer}] parked a message: ${reason}`);
     await park(channel, message, route.queue, reason);

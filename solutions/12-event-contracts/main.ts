@@ -19,7 +19,10 @@ if (variant !== 'v3' && variant !== 'v1') {
   process.exit(2);
 }
 
-const connection = await connect(url);
+const connection = await connect(url).catch((error: unknown) => {
+  console.error(`cannot connect to RabbitMQ (AMQP_URL): ${error instanceof Error ? error.message : String(error)}`);
+  return process.exit(1);
+});
 try {
   const channel = await connection.createConfirmChannel();
   await assertEventsExchange(channel, topology);

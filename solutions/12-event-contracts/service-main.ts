@@ -22,13 +22,10 @@ if (!Number.isFinite(captureMs) || captureMs < 0) {
 }
 const instance = process.env.INSTANCE ?? `${service}-${process.pid}`;
 
-let connection;
-try {
-  connection = await connect(url);
-} catch (error) {
-  console.error(`[${instance}] cannot connect to RabbitMQ at ${url}: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
-}
+const connection = await connect(url).catch((error: unknown) => {
+  console.error(`[${instance}] cannot connect to RabbitMQ (AMQP_URL): ${error instanceof Error ? error.message : String(error)}`);
+  return process.exit(1);
+});
 let stopping = false;
 connection.on('error', (error: Error) => console.error(`[${instance}] connection error: ${error.message}`));
 connection.on('close', () => {
