@@ -11,7 +11,8 @@ export type Checked =
 
 export type Problem = 'not-json' | 'invalid-envelope' | 'unknown-type' | 'unknown-version' | 'invalid-payload';
 
-// ajv-formats is CommonJS; its default export is the plugin, reachable as `.default` either way.
+// ajv-formats is CommonJS. TypeScript types its default import as the whole module, whose `.default`
+// is the plugin; at run time the plugin is its own `.default`, so this works under tsx and Node alike.
 const addFormats = addFormatsPlugin.default;
 
 // One validator per schema, compiled once when the module loads: compiling is the expensive part,

@@ -40,12 +40,13 @@ channel.on('error', (error: Error) => console.error(`[${instance}] channel error
 const { queue } = await START[service as ServiceName](channel, { namespace }, { instance, captureMs, log: (line) => console.log(line) });
 console.log(`[${instance}] ready: consuming ${queue}`);
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, async () => {
-    // The channel first: its close travels behind the acks already sent on it.
-    stopping = true;
-    await channel.close().catch(() => {});
-    await connection.close().catch(() => {});
-    process.exit(0);
-  });
+async function shutdown(): Promise<never> {
+  // The channel first: its close travels behind the acks already sent on it. A message still being
+  // handled goes back to its queue, unacknowledged, for another instance.
+  stopping = true;
+  await channel.close().catch(() => {});
+  await connection.close().catch(() => {});
+  process.exit(0);
 }
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown());
