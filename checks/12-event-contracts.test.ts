@@ -116,6 +116,11 @@ class Shop {
     }));
   }
 
+  /** Waits until `count` messages have been handled or parked: every message published has been dealt with. */
+  async settled(queue: string, handled: () => number, count: number, failure: () => string): Promise<void> {
+    await this.until(async () => handled() + ((await this.rabbit.readyMessages(parkedQueue(queue))) ?? 0) >= count, failure);
+  }
+
   logTail(): string {
     return this.logs.length ? `\nThe consumer logged:\n${this.logs.slice(-8).map((l) => `  ${l}`).join('\n')}` : '';
   }
@@ -385,6 +390,8 @@ describe.concurrent('12 event-contracts', () => {
     await shop.until(() => handled.includes(valid.orderId), () => `after four events with invalid payloads, a valid one was ` +
       `never handled: an event that breaks its contract must be parked and acknowledged, so the consumer goes on ` +
       `with the next (${WHERE}/consumer.ts).${shop.logTail()}`);
+    await shop.settled(queue, () => handled.length, sent.length, () => `of ${sent.length} events, ${handled.length} were handled ` +
+      `and the rest neither handled nor parked (${WHERE}/consumer.ts).${shop.logTail()}`);
     expect(handled, 'events whose data breaks the contract reached the handler. Validating the envelope is not enough: ' +
       `check data against the contract its type names (${WHERE}/contracts.ts checkMessage)`).toEqual([valid.orderId]);
     const parked = await shop.parked(queue, invalid.length, 'four events broke their contracts');
@@ -419,6 +426,8 @@ describe.concurrent('12 event-contracts', () => {
 
     await shop.until(() => handled.includes(valid.orderId), () => 'after six messages that are not valid CloudEvents, a valid ' +
       `event was never handled: park what cannot be read, acknowledge it, and go on (${WHERE}/consumer.ts).${shop.logTail()}`);
+    await shop.settled(queue, () => handled.length, sent.length, () => `of ${sent.length} messages, ${handled.length} were handled ` +
+      `and the rest neither handled nor parked (${WHERE}/consumer.ts).${shop.logTail()}`);
     expect(handled, `only the valid event should reach the handler (${WHERE}/contracts.ts checkMessage)`).toEqual([valid.orderId]);
     const parked = await shop.parked(queue, invalid.length, 'six messages were not valid CloudEvents');
     invalid.forEach(({ what, names }, i) => {
@@ -546,6 +555,8 @@ describe.concurrent('12 event-contracts', () => {
 
     await shop.until(() => handled.some((h) => h.orderId === valid.orderId), () => 'after events of two unknown versions, a v3 ' +
       `event was never handled (${WHERE}/consumer.ts).${shop.logTail()}`);
+    await shop.settled(queue, () => handled.length, sent.length, () => `of ${sent.length} events, ${handled.length} were handled ` +
+      `and the rest neither handled nor parked: an unknown version is parked, never dropped (${WHERE}/consumer.ts).${shop.logTail()}`);
     expect(handled.map((h) => `${h.orderId} (received as ${h.receivedAs})`), 'an event of a version this code has no ' +
       'contract for reached the handler as if it were the latest. v4 may rename, re-unit or drop any field: never guess. ' +
       `A version with no contract is unknown, and unknown is parked (${WHERE}/contracts.ts checkMessage)`).toEqual([`${valid.orderId} (received as ${TYPE.v3})`]);
