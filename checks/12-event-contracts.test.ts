@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfirmChannel, GetMessage } from 'amqplib';
 import { CAPTURE_PAYMENT, ORDER_PLACED } from '@lesson/12-event-contracts/catalog.ts';
@@ -10,8 +11,8 @@ import { commandQueue, eventsExchange, parkedQueue, PARKED_REASON_HEADER, publis
 import { startBilling } from '@lesson/12-event-contracts/services.ts';
 import { orderPlacedV1ToV2, orderPlacedV2ToV3, upcast } from '@lesson/12-event-contracts/upcasters.ts';
 import { describe, expect, test } from './support/fixtures.ts';
-import { gradedFolder } from './support/lesson.ts';
-import type { ProcessGroup } from './support/processes.ts';
+import { gradedFolder, lessonFile } from './support/lesson.ts';
+import type { LessonProcess, ProcessGroup } from './support/processes.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
@@ -37,6 +38,43 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/;
 
 type Json = Record<string, unknown>;
 
+/** A file of the graded folder, with its line, as stack traces show it: `/…/12-event-contracts/messaging.ts:140`. */
+const GRADED_FRAME = new RegExp(`${escapeRegExp(dirname(lessonFile(SLUG, 'catalog.ts')))}/([\\w./-]+\\.ts):(\\d+)`);
+/** Where each TODO of the starter is thrown, for failures a consumer reports only in its log. */
+const TODO_FILES: Record<string, string> = {
+  createMessage: 'envelope.ts',
+  followUp: 'envelope.ts',
+  checkMessage: 'contracts.ts',
+  orderPlacedV1ToV2: 'upcasters.ts',
+  orderPlacedV2ToV3: 'upcasters.ts',
+  upcast: 'upcasters.ts',
+  publishEvent: 'messaging.ts',
+  sendCommand: 'messaging.ts',
+  park: 'messaging.ts',
+  receive: 'consumer.ts',
+};
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A TODO that a consumer or a lesson process logged instead of throwing it at the check, as the error
+ * the check should fail with: `TODO: park (lessons/12-event-contracts/messaging.ts:140)`, the place
+ * taken from the logged stack where there is one.
+ */
+function todoIn(entries: readonly string[]): Error | undefined {
+  for (const entry of entries) {
+    const todo = /\bTODO: (\w+)/.exec(entry);
+    if (!todo) continue;
+    const frame = GRADED_FRAME.exec(entry.slice(todo.index));
+    const file = TODO_FILES[todo[1]!];
+    const where = frame ? `${WHERE}/${frame[1]}:${frame[2]}` : file && `${WHERE}/${file}`;
+    return new Error(where ? `TODO: ${todo[1]} (${where})` : `TODO: ${todo[1]}`);
+  }
+  return undefined;
+}
+
 /**
  * One requirement's corner of the shop: its own namespace, so its exchange and queues are its own,
  * all registered for deletion. The check publishes raw messages itself where a requirement is
@@ -45,6 +83,8 @@ type Json = Record<string, unknown>;
 class Shop {
   readonly topology: Topology;
   readonly logs: string[] = [];
+  /** Lesson processes whose output is searched for TODOs too. */
+  readonly processes: LessonProcess[] = [];
 
   constructor(private readonly rabbit: RabbitScope, unique: (prefix: string) => string) {
     this.topology = { namespace: unique('l12-shop') };
@@ -68,8 +108,8 @@ class Shop {
   /** Polls until the condition holds; fails at once when the consumer reports an unwritten TODO. */
   async until(condition: () => boolean | Promise<boolean>, failure: () => string | Promise<string>, timeoutMs = WAIT_MS): Promise<void> {
     await until(async () => {
-      const todo = this.logs.map((line) => /\bTODO: (\w+)/.exec(line)).find(Boolean);
-      if (todo) throw new Error(`TODO: ${todo[1]}`);
+      const todo = todoIn([...this.logs, ...this.processes.map((p) => p.output())]);
+      if (todo) throw todo;
       return condition();
     }, failure, timeoutMs);
   }
@@ -188,6 +228,7 @@ async function startService(procs: ProcessGroup, shop: Shop, service: string, in
     name: `${instance} (service-main.ts)`,
     env: { ...serviceEnv('rabbitmq'), NAMESPACE: shop.topology.namespace, SERVICE: service, INSTANCE: instance, ...env },
   });
+  shop.processes.push(started);
   await started.waitForOutput(/ready: consuming /, 'printed its ready line', 20_000);
   return started;
 }
@@ -485,7 +526,7 @@ describe.concurrent('12 event-contracts', () => {
         if (/^TODO: /.test(errorText(error))) throw error;
         throw new Error(`${what} threw on a deep-frozen input: ${errorText(error)}. An upcaster must build and return a new ` +
           'object, never change (assign, delete, push into) the one it is given: the caller may still log it, park it ' +
-          `or retry with it (${WHERE}/upcasters.ts)`);
+          `or retry with it (${WHERE}/upcasters.ts)`, { cause: error });
       }
     };
     for (const v1 of ARCHIVED_V1) {

@@ -70,7 +70,7 @@ async function consume(channel: ConfirmChannel, route: Route, options: ConsumerO
       if (message === null) return;
       receive(channel, message, route).catch((error: unknown) =>
         // The message stays unacknowledged and comes back when this channel closes.
-        route.log(`[${route.consumer}] could not settle a message: ${error instanceof Error ? error.message : String(error)}`),
+        route.log(`[${route.consumer}] could not settle a message: ${errorDetail(error)}`),
       );
     },
     { noAck: false },
@@ -93,10 +93,16 @@ async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: 
   // 4. await the handler with the latest message and { redelivered, receivedAs: the type it arrived
   //    with }, then ack. If the handler throws or rejects: the first time (not redelivered), nack
   //    with requeue so it is tried once more; when it was already redelivered, park it with the error.
-  // Log what you park with route.log(...).
+  // Log what you park with route.log(...), with the error's stack (errorDetail) when an error caused it.
   throw new Error('TODO: receive');
 }
 
+/** An error's message: short enough for a parked message's reason header. */
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** An error with its stack, for the log: where it was thrown matters more than what it says. */
+function errorDetail(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }

@@ -70,7 +70,7 @@ async function consume(channel: ConfirmChannel, route: Route, options: ConsumerO
       if (message === null) return;
       receive(channel, message, route).catch((error: unknown) =>
         // The message stays unacknowledged and comes back when this channel closes.
-        route.log(`[${route.consumer}] could not settle a message: ${error instanceof Error ? error.message : String(error)}`),
+        route.log(`[${route.consumer}] could not settle a message: ${errorDetail(error)}`),
       );
     },
     { noAck: false },
@@ -84,8 +84,8 @@ async function consume(channel: ConfirmChannel, route: Route, options: ConsumerO
  * messages behind it.
  */
 async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: Route): Promise<void> {
-  const setAside = async (reason: string) => {
-    route.log(`[${route.consumer}] parked a message: ${reason}`);
+  const setAside = async (reason: string, cause?: unknown) => {
+    route.log(`[${route.consumer}] parked a message: ${reason}${cause === undefined ? '' : `\n${errorDetail(cause)}`}`);
     await park(channel, message, route.queue, reason);
     channel.ack(message);
   };
@@ -101,7 +101,7 @@ async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: 
   try {
     latest = upcast(checked.message, checked.name, checked.version);
   } catch (error) {
-    return setAside(`cannot upcast ${checked.message.type}: ${errorMessage(error)}`);
+    return setAside(`cannot upcast ${checked.message.type}: ${errorMessage(error)}`, error);
   }
   // An upcaster is code too: what it produced must keep the latest contract.
   const upcastChecked = checkMessage(latest);
@@ -112,15 +112,21 @@ async function receive(channel: ConfirmChannel, message: ConsumeMessage, route: 
   } catch (error) {
     if (!message.fields.redelivered) {
       // One more attempt: the broker puts the message back and delivers it again, flagged redelivered.
-      route.log(`[${route.consumer}] handler failed for ${latest.id}, will retry once: ${errorMessage(error)}`);
+      route.log(`[${route.consumer}] handler failed for ${latest.id}, will retry once: ${errorDetail(error)}`);
       channel.nack(message, false, true);
       return;
     }
-    return setAside(`handler failed twice for ${latest.type} ${latest.id}: ${errorMessage(error)}`);
+    return setAside(`handler failed twice for ${latest.type} ${latest.id}: ${errorMessage(error)}`, error);
   }
   channel.ack(message);
 }
 
+/** An error's message: short enough for a parked message's reason header. */
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** An error with its stack, for the log: where it was thrown matters more than what it says. */
+function errorDetail(error: unknown): string {
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
