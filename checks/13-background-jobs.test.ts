@@ -844,13 +844,14 @@ describe.concurrent('13 background-jobs', () => {
   });
 
   test('each account starts at most the rate limit\'s number of reports per period, and another account\'s report is not held back', async ({ jobs }) => {
-    const limit = { max: 2, durationMs: 300 };
+    const limit = { max: 2, durationMs: 600 };
     const queues = jobs.lessonQueues(jobs.config({ reportRateLimit: limit }));
     const builder = checkBuilder(5);
-    await jobs.startLessonWorker(queues, { buildReport: builder.build }, { emails: 1, reports: 10 });
+    // Account A asks for three reports, then account B for one, all waiting before the worker starts.
     const ids: string[] = [];
-    for (let i = 1; i <= 5; i++) ids.push(String((await queues.reports.add(MONTHLY_REPORT, newReport({ accountId: 'acct-a', month: `2025-0${i}` }))).id));
+    for (let i = 1; i <= 3; i++) ids.push(String((await queues.reports.add(MONTHLY_REPORT, newReport({ accountId: 'acct-a', month: `2025-0${i}` }))).id));
     const bId = String((await queues.reports.add(MONTHLY_REPORT, newReport({ accountId: 'acct-b', month: '2025-01' }))).id);
+    await jobs.startLessonWorker(queues, { buildReport: builder.build }, { emails: 1, reports: 10 });
 
     await vi.waitFor(async () => {
       for (const id of [...ids, bId]) expect(await jobs.state(REPORT_QUEUE, id), `report job "${id}" should complete ` +
