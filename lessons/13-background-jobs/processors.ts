@@ -57,13 +57,14 @@ export function reportProcessor(deps: ProcessorDeps): (job: Job<ReportRequest>) 
 }
 
 /**
- * Starts running both queues' jobs, up to `concurrency` of each at a time, and resolves once the
- * queues are connected.
+ * Starts running both queues' jobs, up to `concurrency` of each at a time, and resolves once Redis
+ * answers on both queues.
  */
 export async function startProcessing(queues: Queues, deps: ProcessorDeps, concurrency: Concurrency): Promise<void> {
   // TODO: register welcomeEmailProcessor(deps) for WELCOME_EMAIL jobs on queues.emails and
   // reportProcessor(deps) for MONTHLY_REPORT jobs on queues.reports, each with its concurrency:
   // queue.process(name, concurrency, processor). process() returns a promise that settles only when
-  // the queue closes: .catch() it to log an error, never await it. Then await both queues' isReady().
+  // the queue closes: .catch() it to log an error, never await it. Then wait until Redis answers on
+  // both queues: queue.client.ping() (in bull 4.16, isReady() does not wait for the connection).
   throw new Error('TODO: startProcessing');
 }

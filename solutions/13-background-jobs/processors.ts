@@ -63,13 +63,14 @@ export function reportProcessor({ buildReport }: ProcessorDeps): (job: Job<Repor
 }
 
 /**
- * Starts running both queues' jobs, up to `concurrency` of each at a time, and resolves once the
- * queues are connected. bull's process() returns a promise that settles only when the queue closes:
- * it is watched for errors, never awaited.
+ * Starts running both queues' jobs, up to `concurrency` of each at a time, and resolves once Redis
+ * answers on both queues. bull's process() returns a promise that settles only when the queue
+ * closes: it is watched for errors, never awaited.
  */
 export async function startProcessing(queues: Queues, deps: ProcessorDeps, concurrency: Concurrency): Promise<void> {
   const report = (queue: string) => (error: unknown) => console.error(`[worker] the ${queue} queue stopped: ${describeError(error)}`);
   queues.emails.process(WELCOME_EMAIL, concurrency.emails, welcomeEmailProcessor(deps)).catch(report('emails'));
   queues.reports.process(MONTHLY_REPORT, concurrency.reports, reportProcessor(deps)).catch(report('reports'));
-  await Promise.all([queues.emails.isReady(), queues.reports.isReady()]);
+  // In bull 4.16 isReady() does not wait for the connection, whatever its typings say: a PING does.
+  await Promise.all([queues.emails.client.ping(), queues.reports.client.ping()]);
 }
