@@ -177,7 +177,7 @@ function expectedBalances(events: EventRow[]): BalanceRow[] {
 }
 
 /** A readable list of how the read model differs from what the events add up to. */
-function differences(actual: BalanceRow[], expected: BalanceRow[]): string {
+function differences(actual: BalanceRow[], expected: BalanceRow[], source = 'the events'): string {
   const lines: string[] = [];
   const byId = new Map(actual.map((row) => [row.account_id, row]));
   for (const want of expected) {
@@ -186,13 +186,13 @@ function differences(actual: BalanceRow[], expected: BalanceRow[]): string {
     if (!got) {
       lines.push(`${want.account_id}: missing from account_balances`);
     } else if (got.balance_cents !== want.balance_cents || got.transactions !== want.transactions) {
-      lines.push(`${want.account_id}: ${got.balance_cents} cents after ${got.transactions} transactions; the events add up to ` +
+      lines.push(`${want.account_id}: ${got.balance_cents} cents after ${got.transactions} transactions; ${source} add up to ` +
         `${want.balance_cents} cents after ${want.transactions}`);
     } else if (got.last_position !== want.last_position || got.version !== want.version) {
       lines.push(`${want.account_id}: at version ${got.version} (position ${got.last_position}); its last event is version ${want.version} (position ${want.last_position})`);
     }
   }
-  for (const extra of byId.values()) lines.push(`${extra.account_id}: in account_balances, but no event opened it`);
+  for (const extra of byId.values()) lines.push(`${extra.account_id}: in account_balances, but not opened by ${source}`);
   return lines.length > 0 ? lines.map((line) => `  ${line}`).join('\n') : '  (the rows differ in their timestamps or owner)';
 }
 
@@ -308,8 +308,8 @@ async function crashAndRestart(pg: PgTestKit, kafka: KafkaTestKit, procs: Proces
   await published(w);
 
   const projection = procs.start(SLUG, 'projection-main.ts', { env: projectionEnv(w, { [hook]: '15' }), name: `projection-main.ts (${hook}=15)` });
-  await projection.waitForOutput(/simulated crash|consuming/, 'started', 15_000);
-  const exit = await exitWithin(projection.exited, 15_000, () => kafka.withHandlerErrors(`projection-main.ts with ${hook}=15 ` +
+  await projection.waitForOutput(/simulated crash|consuming/, 'started', 25_000);
+  const exit = await exitWithin(projection.exited, 20_000, () => kafka.withHandlerErrors(`projection-main.ts with ${hook}=15 ` +
     `should have killed itself ${when}, and it is still running. Apply events with applyAccountEvent and store each ` +
     `checkpoint with saveCheckpoint (read-model.ts), inside the batch's transaction (${PROJECTION}). Its output:\n` +
     `${projection.output().trim()}`));
@@ -397,7 +397,9 @@ describe.concurrent('16 cqrs', () => {
       }, { timeout: 10_000, interval: 25 });
 
       const stale = await account('ada', `?atLeast=${write.position}`);
-      expect(stale.body.account?.balanceCents, 'right after the second deposit the read model still has the old balance').toBe(100);
+      expect(stale.body.account?.balanceCents, 'while the projection was held before applying the second deposit, GET ' +
+        `/accounts/ada answered ${stale.body.account?.balanceCents ?? 'no'} balance, not the 100 cents account_balances holds: ` +
+        `answer from the read model, never from the event store (${QUERIES})`).toBe(100);
       expect(stale.body.position, `the answer reflects position ${first.position} (the first deposit), behind the write at ` +
         `${write.position}: report the account's last_position, not a position from anywhere else (${QUERIES})`).toBe(first.position);
       expect(stale.body.stale, `GET /accounts/ada?atLeast=${write.position} answered from a read model at position ` +
@@ -637,7 +639,11 @@ describe.concurrent('16 cqrs', () => {
     const refused = await deposit(w.pool, { accountId: 'grace', amountCents: 59 });
     await vi.waitFor(async () => {
       const [row] = await pg.query<{ n: string }>('SELECT last_value::text AS n FROM check_refusals WHERE is_called');
-      if (Number(row?.n ?? 0) < 2) throw new Error(`the projection did not retry the deposit at position ${refused.position} after the read model refused it (${PROJECTION})`);
+      if (Number(row?.n ?? 0) < 2) {
+        throw new Error(`the read model refused the deposit at position ${refused.position} (the check made its UPDATE fail) and ` +
+          'the projection did not try it again. A failed transaction must make the batch fail: let the error escape eachBatch ' +
+          `and kafkajs retries it; catching it and moving on loses the events (${PROJECTION})`);
+      }
     }, { timeout: 10_000, interval: 25 });
     await pg.query('DELETE FROM check_refused');
     await caughtUp(w, () => `once the read model accepted writes again, the projection did not apply the refused deposit (${PROJECTION})`, 15_000);
