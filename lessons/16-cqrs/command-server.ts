@@ -55,7 +55,7 @@ app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
   } else if (error instanceof SyntaxError) {
     res.status(400).json({ error: 'the body is not valid JSON' });
   } else {
-    console.error('[commands]', error);
+    console.error(`[commands] ${error instanceof Error ? error.message : String(error)}`);
     res.status(500).json({ error: 'internal error' });
   }
 });

@@ -59,7 +59,7 @@ app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
     res.status(400).json({ error: error.message });
     return;
   }
-  console.error('[queries]', error);
+  console.error(`[queries] ${error instanceof Error ? error.message : String(error)}`);
   res.status(500).json({ error: error instanceof Error ? error.message : String(error) });
 });
 
