@@ -214,11 +214,11 @@ async function published(w: World): Promise<void> {
       `SELECT coalesce((SELECT max(global_position) FROM events), 0) > coalesce((SELECT global_position FROM relay_positions WHERE topic = $1), 0) AS behind`,
       [w.topic]);
     if (row?.behind) throw new Error(`the relay (given code) has not published the event store to ${w.topic}: ${w.relayErrors.at(-1) ?? 'no error reported'}`);
-  }, { timeout: 10_000, interval: 25 });
+  }, { timeout: 15_000, interval: 25 });
 }
 
 /** Waits until the relay has published everything and the projection's checkpoints reach the end of every partition. */
-async function caughtUp(w: World, failure: () => string, timeout = 10_000): Promise<void> {
+async function caughtUp(w: World, failure: () => string, timeout = 15_000): Promise<void> {
   await published(w);
   const ends = await w.kafka.latestOffsets(w.topic);
   await vi.waitFor(async () => {
@@ -290,7 +290,9 @@ async function moveGroupOffsets(w: World, offsets: Map<number, number>): Promise
 
 async function getJson(url: string): Promise<{ status: number; body: AccountAnswer & { total?: number } }> {
   const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
-  return { status: response.status, body: (await response.json()) as AccountAnswer & { total?: number } };
+  const body = (await response.json()) as AccountAnswer & { total?: number; error?: string };
+  if (response.status >= 500) throw new Error(`GET ${new URL(url).pathname}${new URL(url).search} failed with ${response.status}: ${body.error} (${QUERIES})`);
+  return { status: response.status, body };
 }
 
 function describeExit(p: LessonProcess, exit: { code: number | null; signal: NodeJS.Signals | null }): string {
@@ -342,14 +344,16 @@ describe.concurrent('16 cqrs', () => {
     await caughtUp(w, () => `the projection did not bring account_balances up to date with the events (${PROJECTION})`);
     const expected = new Map(expectedBalances(await storedEvents(w)).map((row) => [row.account_id, row]));
 
+    // The query side's connections are open before the lock is taken: only the query itself is timed.
     const queries = await pg.newPoolFor({ max: 4 });
+    for (const client of await Promise.all(Array.from({ length: 4 }, () => queries.connect()))) client.release();
     const locker = await pg.connect();
     await locker.query('BEGIN');
     await locker.query('LOCK TABLE events, streams, relay_positions IN ACCESS EXCLUSIVE MODE');
     try {
       const ids = [...last.keys(), 'nobody'];
-      const answers = await within(3_000, Promise.all(ids.map((id) => getAccount(queries, id, last.get(id)?.position))), () =>
-        'with the event store tables (events, streams) locked by another transaction, getAccount did not answer within 3 s: ' +
+      const answers = await within(5_000, Promise.all(ids.map((id) => getAccount(queries, id, last.get(id)?.position))), () =>
+        'with the event store tables (events, streams) locked by another transaction, getAccount did not answer within 5 s: ' +
         'it reads them. The query side answers from the read model (account_balances) alone; the event store is the ' +
         `command side's, and the read model already holds everything a query needs (${QUERIES})`);
       for (const [index, id] of ids.entries()) {
@@ -376,7 +380,7 @@ describe.concurrent('16 cqrs', () => {
   test('a read right after a write reports a position behind the write\'s and says it is stale, then the fresh answer once the projection catches up', async ({ pg, kafka, procs }) => {
     const w = await world(pg, kafka);
     await startProjection(w, 'projection');
-    const api = await procs.startHttp(SLUG, 'query-server.ts', { env: { ...pg.env, ...serviceEnv('kafka'), ACCOUNT_TOPIC: w.topic }, name: 'the query API (query-server.ts)' });
+    const api = await procs.startHttp(SLUG, 'query-server.ts', { env: { ...pg.env, ...serviceEnv('kafka'), ACCOUNT_TOPIC: w.topic }, name: 'the query API (query-server.ts)', timeoutMs: 30_000 });
     const account = (id: string, query = '') => getJson(`${api.url}/accounts/${id}${query}`);
     await openAccount(w.pool, { accountId: 'ada', owner: 'Ada' });
     const first = await deposit(w.pool, { accountId: 'ada', amountCents: 100 });
@@ -560,7 +564,7 @@ describe.concurrent('16 cqrs', () => {
     }, { timeout: 15_000, interval: 100 });
     flowing = false;
     await flow;
-    await caughtUp(w, () => `after the rebalances, the two instances did not catch up with the topic (${PROJECTION})`, 15_000);
+    await caughtUp(w, () => `after the rebalances, the two instances did not catch up with the topic (${PROJECTION})`);
     await expectExact(w, 'after one instance stalled mid-batch and the other took its partitions over', 'Both instances read the ' +
       'same records; only one may apply them. Lock the partition\'s checkpoint (lockCheckpoint: SELECT … FOR UPDATE) at the start ' +
       'of the batch\'s transaction and skip what it covers: the second instance then waits for the first to commit and sees what ' +
@@ -646,7 +650,7 @@ describe.concurrent('16 cqrs', () => {
       }
     }, { timeout: 10_000, interval: 25 });
     await pg.query('DELETE FROM check_refused');
-    await caughtUp(w, () => `once the read model accepted writes again, the projection did not apply the refused deposit (${PROJECTION})`, 15_000);
+    await caughtUp(w, () => `once the read model accepted writes again, the projection did not apply the refused deposit (${PROJECTION})`);
     await expectExact(w, 'after the read model refused a write for a while', 'A failed write is not a malformed record: let the ' +
       'error roll the transaction back and escape the batch, so kafkajs retries it; only MalformedEventError is skipped ' +
       `(${PROJECTION})`);
