@@ -310,7 +310,10 @@ async function crashAndRestart(pg: PgTestKit, kafka: KafkaTestKit, procs: Proces
   await published(w);
 
   const projection = procs.start(SLUG, 'projection-main.ts', { env: projectionEnv(w, { [hook]: '15' }), name: `projection-main.ts (${hook}=15)` });
-  await projection.waitForOutput(/simulated crash|consuming/, 'started', 25_000);
+  await projection.waitForOutput(/simulated crash|consuming/, 'started', 25_000).catch((error: Error) => {
+    // The entrypoint prints a one-line reason; a TODO it reports can only be projection.ts's.
+    throw /^TODO: [\w.]+$/.test(error.message) ? new Error(`${error.message} (${PROJECTION})`) : error;
+  });
   const exit = await exitWithin(projection.exited, 20_000, () => kafka.withHandlerErrors(`projection-main.ts with ${hook}=15 ` +
     `should have killed itself ${when}, and it is still running. Apply events with applyAccountEvent and store each ` +
     `checkpoint with saveCheckpoint (read-model.ts), inside the batch's transaction (${PROJECTION}). Its output:\n` +
