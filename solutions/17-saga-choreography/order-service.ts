@@ -68,7 +68,9 @@ runService(SERVICE, async () => {
     let lastError = '';
     while (!sweeping.signal.aborted) {
       try {
-        const rejected = await rejectOverdueOrders(pool);
+        // Most sweeps find nothing: one lookup in the index of pending deadlines says so.
+        const { rows } = await pool.query<{ overdue: boolean }>("SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'PENDING' AND deadline_at <= now()) AS overdue");
+        const rejected = rows[0]?.overdue ? await rejectOverdueOrders(pool) : [];
         if (rejected.length > 0) {
           relay.kick();
           console.log(`[${SERVICE}] deadline passed: rejected ${rejected.join(', ')} (timeout)`);
