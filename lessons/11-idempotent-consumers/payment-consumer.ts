@@ -80,7 +80,10 @@ try {
     { prefetch: config.prefetch, name },
   );
 } catch (error) {
-  console.error(`[${name}] could not start: ${error instanceof Error ? error.message : String(error)}`);
+  // A service that cannot be reached (it has a code: ECONNREFUSED, a SQLSTATE…) is one line; a bug
+  // in the code, a TODO included, keeps its stack so it says where it is.
+  if (error instanceof Error && 'code' in error) console.error(`[${name}] could not start: ${error.message}`);
+  else console.error(`[${name}] could not start:`, error);
   await shutdown(1);
 }
 console.log(`[${name}] ready: consuming ${queue} as subscriber "${subscriber}"`);
