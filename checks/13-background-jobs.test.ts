@@ -263,7 +263,7 @@ class JobsKit {
 async function closeQueue(queue: Queue.Queue): Promise<void> {
   const clients = (queue as unknown as { clients: Redis[] }).clients;
   await Promise.race([
-    Promise.all(clients.map((client) => (client.status === 'ready' ? undefined : once(client, 'ready')))),
+    Promise.all(clients.map((client) => (client.status === 'ready' ? Promise.resolve() : once(client, 'ready')))),
     sleep(3_000),
   ]).catch(() => {});
   await Promise.race([queue.close(), sleep(3_000).then(() => queue.close(true))]).catch(() => {});
@@ -329,14 +329,14 @@ async function request(
     });
   } catch (error) {
     if (error instanceof Error && error.name === 'TimeoutError') {
-      throw new Error(slow ?? `${init.method ?? 'GET'} ${new URL(url).pathname} did not answer within ${timeoutMs / 1000} s (${WHERE}/app.ts)`);
+      throw new Error(slow ?? `${init.method ?? 'GET'} ${new URL(url).pathname} did not answer within ${timeoutMs / 1000} s (${WHERE}/app.ts)`, { cause: error });
     }
     throw error;
   }
   const text = await response.text();
   const todo = /\bTODO: ([\w.]+)/.exec(logs());
   if (response.status >= 500 && todo) throw new Error(`TODO: ${todo[1]}`);
-  let body: Record<string, unknown> = {};
+  let body: Record<string, unknown>;
   try {
     body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
   } catch {

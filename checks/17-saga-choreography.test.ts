@@ -242,6 +242,7 @@ class Saga {
               '(the order, PENDING, and order.placed in the outbox); the order service must never wait for another service ' +
               `to answer, or an outage of one service becomes an outage of ordering (${WHERE}/order-saga.ts, placeOrder)`
           : `POST /orders failed: ${String(error)} (${WHERE}/order-service.ts)`,
+        { cause: error },
       );
     }
     const answeredInMs = performance.now() - started;
@@ -283,6 +284,7 @@ class Saga {
       throw new Error(
         `${context}: order ${orderId} should be ${status} and is ${now ? `${now.status}${now.reason ? ` (${now.reason})` : ''}` : 'not in the orders table'} ` +
           `after ${timeoutMs / 1000} s. Its saga so far: ${types.join(' → ') || '(no event at all)'}.${next}`,
+        { cause: error },
       );
     }
   }
@@ -303,6 +305,7 @@ class Saga {
       throw new Error(
         `${context}: ${type} was never published for order ${orderId} (waited ${timeoutMs / 1000} s). ` +
           `Its saga so far: ${types.join(' → ') || '(no event at all)'}.\nWhere it stopped: ${NEXT_STEP[last] ?? `after ${last}`}`,
+        { cause: error },
       );
     }
   }
