@@ -111,19 +111,24 @@ class JobsKit {
   /** What the lesson's app logged as unexpected errors (its 500s). */
   readonly appErrors: string[] = [];
 
-  constructor(private readonly redis: RedisTestKit) {
-    usedPrefixes.add(redis.prefix);
-  }
+  /**
+   * The test's own key prefix. Not the redis fixture's: that fixture deletes "<its prefix>*", and
+   * "check-…-1*" also matches "check-…-12:…", the keys of a test still running. Everything the lesson
+   * writes sits under "<prefix>:", and "<prefix>:*" matches this test's keys alone.
+   */
+  readonly prefix: string;
 
-  get prefix(): string {
-    return this.redis.prefix;
+  constructor(private readonly redis: RedisTestKit, prefix: string) {
+    this.prefix = prefix;
+    usedPrefixes.add(prefix);
+    redis.deleteAfterTest(`${prefix}:*`);
   }
 
   /** The lesson's queue configuration for this test: its own prefix, fast unless told otherwise. */
   config(overrides: Partial<QueueConfig> = {}): QueueConfig {
     return {
       redisUrl: serviceUrl('redis'),
-      prefix: this.redis.prefix,
+      prefix: this.prefix,
       stall: { lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 },
       emailRetry: { attempts: 3, backoffDelayMs: 10, maxBackoffMs: 1_000 },
       reportRateLimit: { max: 1_000, durationMs: 1_000 },
@@ -270,8 +275,8 @@ async function closeQueue(queue: Queue.Queue): Promise<void> {
 }
 
 const test = checkTest.extend<{ jobs: JobsKit }>({
-  jobs: async ({ redis }, use) => {
-    const kit = new JobsKit(redis);
+  jobs: async ({ redis, unique }, use) => {
+    const kit = new JobsKit(redis, unique('jobs'));
     await use(kit);
     await kit.close();
   },
@@ -284,7 +289,7 @@ afterAll(async () => {
   admin.on('error', () => {});
   try {
     const left: string[] = [];
-    for (const prefix of usedPrefixes) left.push(...(await scanKeys(admin, `${prefix}*`)));
+    for (const prefix of usedPrefixes) left.push(...(await scanKeys(admin, `${prefix}:*`)));
     if (left.length > 0) {
       await admin.del(...left);
       throw new Error(`${left.length} key(s) were left in Redis after the checks, e.g. ${left.slice(0, 4).join(', ')}: a queue ` +
