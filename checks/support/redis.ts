@@ -42,8 +42,9 @@ export class RedisTestKit {
   async teardown(): Promise<void> {
     const clients = [...this.clients];
     this.clients.clear();
-    const patterns = [`${this.prefix}*`, ...this.patterns];
-    const keys = [...this.keys];
+    // `<prefix>:*`, never `<prefix>*`: check-x-1* would also match check-x-10…, another test's keys.
+    const patterns = [`${this.prefix}:*`, ...this.patterns];
+    const keys = [this.prefix, ...this.keys];
     this.keys.clear();
     this.patterns.clear();
     const admin = new Redis(this.url(), { maxRetriesPerRequest: 1, retryStrategy: () => null });

@@ -84,7 +84,8 @@ async function smokeChecks(): Promise<void> {
     files: files.map((file) => join(dir, file)),
     targetRoot: join(REPO_ROOT, 'solutions'),
     services: SERVICE_NAMES,
-    timeoutSeconds: 60,
+    // A private Kafka on a fresh machine (jars, storage format, start, stop, crash, start) takes minutes.
+    timeoutSeconds: 240,
   });
   for (const file of files) {
     const verdict = judgeFile(run, join(dir, file));
