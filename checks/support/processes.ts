@@ -56,7 +56,8 @@ export class LessonProcess {
    * Waits until the output matches. Fails at once when the process has exited without printing it or
    * still throws a TODO, and at the deadline otherwise, showing what the process printed instead.
    */
-  async waitForOutput(pattern: RegExp, what: string, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  // A process start takes a second on an idle machine and far longer when the whole suite runs on two cores.
+  async waitForOutput(pattern: RegExp, what: string, timeoutMs = 30_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const match = this.captured.match(pattern);
@@ -159,7 +160,7 @@ export class ProcessGroup {
     const port = await freePort();
     const started = this.start(slug, file, { ...options, env: { ...options.env, PORT: String(port) } });
     const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000);
     const readyUrl = `${url}${options.readyPath ?? '/health'}`;
     for (;;) {
       const todo = /\bTODO: ([\w.]+)/.exec(started.output());
