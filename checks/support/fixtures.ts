@@ -47,6 +47,22 @@ export interface PrivateServices {
   start(service: ServiceName): Promise<DedicatedInstance>;
 }
 
+/** vitest puts no limit on a fixture's teardown: each one bounds its own, so a stuck cleanup fails its test instead of hanging the run. */
+const CLEANUP_MS = 30_000;
+const RELEASE_MS = 90_000;
+
+async function within(ms: number, what: string, cleanup: () => Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`after the test, ${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  try {
+    await Promise.race([cleanup(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const test = base.extend<CheckFixtures>({
   unique: async ({}, use) => {
     await use(uniqueName);
@@ -54,22 +70,22 @@ export const test = base.extend<CheckFixtures>({
   pg: async ({}, use) => {
     const kit = new PgTestKit(serviceUrl('postgres'));
     await use(kit);
-    await kit.teardown();
+    await within(CLEANUP_MS, 'dropping the test\'s PostgreSQL schema', () => kit.teardown());
   },
   redis: async ({}, use) => {
     const kit = new RedisTestKit();
     await use(kit);
-    await kit.teardown();
+    await within(CLEANUP_MS, 'deleting the test\'s Redis keys', () => kit.teardown());
   },
   rabbit: async ({}, use) => {
     const scope = new RabbitScope(() => serviceUrl('rabbitmq'));
     await use(scope);
-    await scope.cleanup();
+    await within(CLEANUP_MS, 'deleting the test\'s RabbitMQ queues and exchanges', () => scope.cleanup());
   },
   kafka: async ({}, use) => {
     const kit = new KafkaTestKit();
     await use(kit);
-    await kit.teardown();
+    await within(CLEANUP_MS, 'deleting the test\'s Kafka topics and groups', () => kit.teardown());
   },
   own: async ({ skip }, use) => {
     const started: DedicatedInstance[] = [];
@@ -85,7 +101,8 @@ export const test = base.extend<CheckFixtures>({
         }
       },
     });
-    await Promise.allSettled(started.reverse().map((instance) => instance.release()));
+    await within(RELEASE_MS, 'giving back the private service instances', () =>
+      Promise.allSettled(started.reverse().map((instance) => instance.release())));
   },
   procs: async ({ onTestFailed }, use) => {
     const group = new ProcessGroup();
@@ -95,7 +112,7 @@ export const test = base.extend<CheckFixtures>({
       error.message += `\nWhat the lesson processes printed:\n${group.combinedLog()}`;
     });
     await use(group);
-    await group.teardown();
+    await within(CLEANUP_MS, 'stopping the lesson processes', () => group.teardown());
   },
 });
 

@@ -138,12 +138,25 @@ export class PgTestKit {
     this.pools.clear();
     this.clients.clear();
     this.mainPool = undefined;
-    await Promise.all([...clients.map((c) => c.end().catch(() => {})), ...pools.map((p) => p.end().catch(() => {}))]);
+    // pool.end() waits for every checked-out client: code stuck mid-transaction (a publish that
+    // never returns) would hold the teardown forever. Its session is ended from the server below.
+    await settledWithin(END_GRACE_MS, [...clients.map((c) => c.end()), ...pools.map((p) => p.end())]);
     if (!this.created) return;
     const admin = new pg.Client({ connectionString: this.serverUrl });
     admin.on('error', () => {});
     try {
       await admin.connect();
+      // A session of this test still open could hold locks that DROP SCHEMA would wait for. Sessions
+      // opened through `url` carry the schema as their application_name (unless the code names them
+      // itself); any other session holding a lock in the schema is found through pg_locks.
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid()
+            AND (application_name = $1 OR pid IN (
+              SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+               WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)))`,
+        [this.schema],
+      );
       await admin.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
     } catch {
       // The server is gone (a private instance already stopped): nothing left to drop.
@@ -160,10 +173,21 @@ export class PgTestKit {
   }
 }
 
-/** A connection string whose sessions start with `search_path` set to the schema. */
+/** How long teardown lets pools and connections end by themselves. */
+const END_GRACE_MS = 2_000;
+
+async function settledWithin(ms: number, work: Promise<unknown>[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([Promise.allSettled(work), deadline]);
+  clearTimeout(timer);
+}
+
+/** A connection string whose sessions start with `search_path` set to the schema, and named after it. */
 export function withSearchPath(serverUrl: string, schema: string): string {
   const url = new URL(serverUrl);
   url.searchParams.set('options', `-c search_path=${schema}`);
+  url.searchParams.set('application_name', schema);
   return url.toString();
 }
 

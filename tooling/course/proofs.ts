@@ -1,9 +1,9 @@
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Fixture, Lesson } from './manifest.ts';
 import { loadFixtures } from './manifest.ts';
-import { LESSONS_DIR, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
-import { fileResult, runChecks, type FileResult, type RequirementResult } from './run-checks.ts';
+import { LESSONS_DIR, REPO_ROOT, SOLUTIONS_DIR, STATE_DIR } from './paths.ts';
+import { fileResult, runChecks, type CheckRun, type FileResult, type RequirementResult, type RunChecksOptions } from './run-checks.ts';
 import { judgeFile } from './verdict.ts';
 import { existsInRevision, starterContent, starterRevision } from './starter-source.ts';
 import { materializeFixture } from './targets.ts';
@@ -33,9 +33,39 @@ function servicesOf(lessons: readonly Lesson[]) {
   return [...new Set(lessons.flatMap((lesson) => lesson.services))];
 }
 
+/**
+ * Runs check files together. A requirement that hangs ends the whole test process, which would
+ * leave the other files of the run without their results: those are run again, without the file
+ * that hung, so one lesson's hang never counts against another.
+ */
+export async function runEveryFile(options: RunChecksOptions): Promise<CheckRun> {
+  const run = await runChecks(options);
+  if (!run.hung) return run;
+  const hungFile = run.hung.file;
+  const cutShort = options.files.filter((file) => {
+    const path = relative(REPO_ROOT, file);
+    if (path === hungFile) return false;
+    const result = fileResult(run, join(REPO_ROOT, path));
+    if (result?.loadError) return false;
+    const collected = run.collected[path];
+    return !result || collected === undefined || result.requirements.length < collected;
+  });
+  if (cutShort.length === 0) return run;
+  const again = await runEveryFile({ ...options, files: cutShort });
+  const rerun = new Set(cutShort.map((file) => relative(REPO_ROOT, file)));
+  return {
+    ...run,
+    files: [...run.files.filter((file) => !rerun.has(file.file)), ...again.files],
+    unhandledErrors: [...run.unhandledErrors, ...again.unhandledErrors],
+    fatal: [run.fatal, again.fatal].filter(Boolean).join('; ') || undefined,
+    endpoints: [...run.endpoints, ...again.endpoints],
+    collected: { ...run.collected, ...again.collected },
+  };
+}
+
 /** The reference solution of every lesson passes every requirement. */
 export async function proveSolutions(lessons: Lesson[]): Promise<{ proofs: Proof[]; names: Map<string, Set<string>> }> {
-  const run = await runChecks({
+  const run = await runEveryFile({
     files: lessons.map((l) => l.checkFile),
     targetRoot: SOLUTIONS_DIR,
     services: servicesOf(lessons),
@@ -87,7 +117,7 @@ function shippedStarters(lessons: Lesson[]): string {
 
 /** Every starter, as shipped, runs its checks (it loads) and fails at least one requirement. */
 export async function proveStarters(lessons: Lesson[]): Promise<Proof[]> {
-  const run = await runChecks({
+  const run = await runEveryFile({
     files: lessons.map((l) => l.checkFile),
     targetRoot: shippedStarters(lessons),
     services: servicesOf(lessons),
@@ -125,7 +155,7 @@ export async function proveFixtures(lessons: Lesson[], requirementNames: Map<str
     const root = join(FIXTURE_ROUNDS_DIR, String(round));
     for (const { lesson, fixture } of entries) materializeFixture(lesson, fixture, root);
     const roundLessons = entries.map((entry) => entry.lesson);
-    const run = await runChecks({
+    const run = await runEveryFile({
       files: roundLessons.map((l) => l.checkFile),
       targetRoot: root,
       services: servicesOf(roundLessons),
@@ -142,7 +172,9 @@ function judgeFixture(lesson: Lesson, fixture: Fixture, file: FileResult | undef
   const known = names.get(lesson.slug) ?? new Set<string>();
   const unknown = fixture.mustFail.filter((name) => !known.has(name));
   if (unknown.length > 0) return { ...proof, ok: false, detail: `fixture.json names requirements the check does not have: ${unknown.join('; ')}` };
-  if (!file || file.loadError) return { ...proof, ok: false, detail: `the fixture did not load, so it proves nothing: ${file?.loadError ?? 'no result'}` };
+  if (!file || file.loadError) {
+    return { ...proof, ok: false, detail: `the fixture did not load, so it proves nothing: ${file?.loadError ?? `no result${fatal ? ` (${fatal})` : ''}`}` };
+  }
   const stateOf = (name: string) => file.requirements.find((r) => r.name === name)?.state;
   const passing = fixture.mustFail.filter((name) => stateOf(name) === 'passed');
   const missing = fixture.mustFail.filter((name) => stateOf(name) === undefined || stateOf(name) === 'skipped');
@@ -172,7 +204,7 @@ export async function proveMessagesNameTheFile(lessons: Lesson[]): Promise<Proof
       cpSync(join(lesson.lessonDir, file), join(dir, file));
     }
     const roundLessons = entries.map((entry) => entry.lesson);
-    const run = await runChecks({
+    const run = await runEveryFile({
       files: roundLessons.map((l) => l.checkFile),
       targetRoot: root,
       services: servicesOf(roundLessons),

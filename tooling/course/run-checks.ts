@@ -34,6 +34,8 @@ export interface CheckRun {
   unhandledErrors: string[];
   /** The run could not start or was cut short (a missing service, a crash of the test process). */
   fatal?: string;
+  /** The requirement that blocked its process, which was then ended (check file relative to the repository). */
+  hung?: { file: string; name: string };
   /** The services the test process used, and where. */
   endpoints: Array<{ service: ServiceName; url: string }>;
   /** How many requirements each check file has (by relative path), known once it was collected. */
@@ -204,6 +206,7 @@ export function runChecks(options: RunChecksOptions): Promise<CheckRun> {
         'look for a loop that never yields (a `while` that waits for something without `await`).',
       durationMs: Date.now() - hung.at,
     });
+    run.hung = { file: relative(REPO_ROOT, hung.file), name: hung.name };
     run.fatal = `stopped: "${hung.name}" hung, so the requirements after it did not run`;
     pids.killAll(child.pid);
   }, 250);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { REPO_ROOT } from '../course/paths.ts';
+import { runEveryFile } from '../course/proofs.ts';
 import { runChecks } from '../course/run-checks.ts';
 
 /** Alive and not a zombie (a killed process waits for its new parent to reap it). */
@@ -43,4 +44,21 @@ describe('a run with hanging requirements', () => {
       timeout: 3_000,
     });
   }, 40_000);
+
+  it('runs again, on its own, a file that another file\'s hang cut short', async () => {
+    process.env.HANG_SLEEPER_FILE = join(mkdtempSync(join(tmpdir(), 'course-hang-')), 'pids');
+    const neighbour = 'tooling/tests/runner-fixtures/slow-neighbour.check.ts';
+    const run = await runEveryFile({
+      files: [join(REPO_ROOT, 'tooling/tests/runner-fixtures/hang.check.ts'), join(REPO_ROOT, neighbour)],
+      project: 'runner-fixtures',
+      targetRoot: join(REPO_ROOT, 'solutions'),
+      services: [],
+      timeoutSeconds: 1,
+      parallel: true,
+    });
+
+    expect(run.hung?.name).toBe('blocks its process in a busy loop');
+    const results = run.files.find((file) => file.file === neighbour)?.requirements.map((r) => `${r.name}: ${r.state}`);
+    expect(results?.sort()).toEqual(['passes after a while: passed', 'passes after another while: passed']);
+  }, 60_000);
 });
