@@ -29,7 +29,7 @@ describe('notifications service', () => {
     const userId = randomUUID();
     await onEvent(db.pool, queue, newEvent('UserRegistered', { userId, email: 'ada@example.com', name: 'Ada' }, undefined));
     await onEvent(db.pool, queue, newEvent('OrderConfirmed', { orderId: randomUUID(), userId, totalCents: 900 }, undefined));
-    await vi.waitFor(async () => expect(await sentEmails()).toHaveLength(2), { timeout: 5_000 });
+    await vi.waitFor(async () => expect(await sentEmails()).toHaveLength(2), { timeout: 15_000 });
     expect(await sentEmails()).toEqual([
       { kind: 'welcome', to_address: 'ada@example.com' },
       { kind: 'order-confirmed', to_address: 'ada@example.com' },
@@ -41,7 +41,7 @@ describe('notifications service', () => {
     const registered = newEvent('UserRegistered', { userId, email: 'grace@example.com', name: 'Grace' }, undefined);
     await onEvent(db.pool, queue, registered);
     await onEvent(db.pool, queue, registered);
-    await vi.waitFor(async () => expect(await sentEmails()).toHaveLength(1), { timeout: 5_000 });
+    await vi.waitFor(async () => expect(await sentEmails()).toHaveLength(1), { timeout: 15_000 });
     expect((await queue.getJobCounts()).waiting).toBe(0);
     expect(await sentEmails()).toHaveLength(1);
   });
