@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -383,7 +384,7 @@ function describeAnswer(answer: Answer): string {
 describe.concurrent('18 monolith breakup', () => {
   test("the monolith's own tests and each service's own tests pass", async () => {
     const folder = lessonFile(SLUG, '');
-    const report = join(folder, `.vitest-report-${randomUUID().slice(0, 8)}.json`);
+    const report = join(tmpdir(), `lesson-18-own-tests-${randomUUID().slice(0, 8)}.json`);
     const vitest = join(createRequire(import.meta.url).resolve('vitest/package.json'), '..', 'vitest.mjs');
     const child = spawn(process.execPath, [vitest, 'run', '--root', folder, '--reporter=dot', '--reporter=json', `--outputFile.json=${report}`], {
       env: { ...process.env, DATABASE_URL: serviceUrl('postgres'), REDIS_URL: serviceUrl('redis'), NO_COLOR: '1' },
