@@ -82,11 +82,29 @@ export async function probePostgres(url: string): Promise<void> {
   }
 }
 
+/** etcd is ready when its member knows a leader and answers a read (ETCD_URL may list several members). */
+export async function probeEtcd(url: string): Promise<void> {
+  const { Etcd3 } = await import('etcd3');
+  const client = new Etcd3({
+    hosts: url.split(',').map((host) => host.trim()),
+    dialTimeout: CONNECT_TIMEOUT_MS,
+    defaultCallOptions: () => ({ deadline: Date.now() + CONNECT_TIMEOUT_MS }),
+  });
+  try {
+    const status = await client.maintenance.status();
+    if (!status.leader || status.leader === '0') throw new Error('the member knows no leader yet');
+    await client.get('course-readiness').string();
+  } finally {
+    client.close();
+  }
+}
+
 export const PROBES: Record<ServiceName, (url: string) => Promise<void>> = {
   redis: probeRedis,
   rabbitmq: probeRabbitMq,
   kafka: probeKafka,
   postgres: probePostgres,
+  etcd: probeEtcd,
 };
 
 export interface ReadinessOptions {

@@ -1,10 +1,10 @@
 import { ExpectedError } from './errors.ts';
 
 /**
- * The four services the course can grade against, and how each one is addressed.
+ * The five services the course can grade against, and how each one is addressed.
  * Every other part of the course (runner, checks, providers) speaks in these terms.
  */
-export const SERVICE_NAMES = ['redis', 'rabbitmq', 'kafka', 'postgres'] as const;
+export const SERVICE_NAMES = ['redis', 'rabbitmq', 'kafka', 'postgres', 'etcd'] as const;
 
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
@@ -13,7 +13,7 @@ export type ProviderName = 'env' | 'docker' | 'native';
 /** Where a service can be reached, and which provider made it reachable. */
 export interface ServiceEndpoint {
   service: ServiceName;
-  /** redis://…, amqp://…, host:port[,host:port] for Kafka, postgres://… */
+  /** redis://…, amqp://…, host:port[,host:port] for Kafka, postgres://…, http://… for etcd */
   url: string;
   provider: ProviderName;
   /** A short human description, e.g. "container 3f2a…" or "native, started by the course". */
@@ -78,6 +78,15 @@ export const SERVICES: Record<ServiceName, ServiceSpec> = {
     image: 'postgres:16-alpine',
     containerPort: 5432,
     label: 'PostgreSQL',
+  }),
+  etcd: spec({
+    envVar: 'ETCD_URL',
+    host: '127.0.0.1',
+    port: 2379,
+    urlFor: (host, port) => `http://${host}:${port}`,
+    image: 'quay.io/coreos/etcd:v3.5.17',
+    containerPort: 2379,
+    label: 'etcd',
   }),
 };
 

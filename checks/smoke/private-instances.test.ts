@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { connect } from 'amqplib';
 import pg from 'pg';
 import { describe, expect, test } from '../support/fixtures.ts';
+import { etcdClient } from '../support/etcd.ts';
 import { checkKafka } from '../support/kafka.ts';
 import type { ServiceName } from '../../infra/services.ts';
 
@@ -86,6 +87,24 @@ const roundTrips: Record<ServiceName, { write(url: string): Promise<void>; read(
       }
     },
   },
+  etcd: {
+    async write(url) {
+      const client = etcdClient(url);
+      try {
+        await client.put('smoke/kept').value('yes');
+      } finally {
+        client.close();
+      }
+    },
+    async read(url) {
+      const client = etcdClient(url);
+      try {
+        return (await client.get('smoke/kept').string()) === 'yes';
+      } finally {
+        client.close();
+      }
+    },
+  },
 };
 
 async function answers(read: () => Promise<boolean>): Promise<boolean> {
@@ -93,7 +112,7 @@ async function answers(read: () => Promise<boolean>): Promise<boolean> {
 }
 
 describe.concurrent('private service instances (outages)', () => {
-  for (const service of ['redis', 'rabbitmq', 'kafka', 'postgres'] as const) {
+  for (const service of ['redis', 'rabbitmq', 'kafka', 'postgres', 'etcd'] as const) {
     test(`a private ${service} stops, crashes and comes back on the same address with its data`, async ({ own }) => {
       const instance = await own.start(service);
       const trip = roundTrips[service];

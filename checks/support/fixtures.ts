@@ -1,6 +1,7 @@
 import { test as base } from 'vitest';
 import { DedicatedUnavailableError, startDedicated, type DedicatedInstance } from '../../infra/dedicated.ts';
 import type { ServiceName } from '../../infra/services.ts';
+import { EtcdTestKit } from './etcd.ts';
 import { KafkaTestKit } from './kafka.ts';
 import { uniqueName } from './names.ts';
 import { PgTestKit } from './postgres.ts';
@@ -21,6 +22,7 @@ import { serviceUrl } from './services.ts';
  * - `redis`: connections, and every key under the test's unique prefix deleted afterwards.
  * - `rabbit`: connections and channels that never crash the test, queues and exchanges deleted.
  * - `kafka`: admin clients, unique topics and groups deleted, handler errors of this test only.
+ * - `etcd`: clients, and every key under the test's unique prefix deleted afterwards.
  * - `procs`: lesson processes (and HTTP services on free ports), stopped newest first.
  * - `own`: a private instance of a service that the test may stop, kill and restart (an outage).
  *
@@ -32,6 +34,7 @@ export interface CheckFixtures {
   redis: RedisTestKit;
   rabbit: RabbitScope;
   kafka: KafkaTestKit;
+  etcd: EtcdTestKit;
   own: PrivateServices;
   procs: ProcessGroup;
   /** A name no other test, run or learner shares (queues, topics, groups, streams, schemas). */
@@ -86,6 +89,11 @@ export const test = base.extend<CheckFixtures>({
     const kit = new KafkaTestKit();
     await use(kit);
     await within(CLEANUP_MS, 'deleting the test\'s Kafka topics and groups', () => kit.teardown());
+  },
+  etcd: async ({}, use) => {
+    const kit = new EtcdTestKit();
+    await use(kit);
+    await kit.teardown();
   },
   own: async ({ skip }, use) => {
     const started: DedicatedInstance[] = [];

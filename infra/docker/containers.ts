@@ -1,4 +1,4 @@
-import type { StartedTestContainer } from 'testcontainers';
+import type { GenericContainer, StartedTestContainer } from 'testcontainers';
 import { SERVICES, type ServiceName } from '../services.ts';
 import { startKafkaContainer } from './kafka.ts';
 
@@ -50,7 +50,23 @@ const starters: Record<ServiceName, () => Promise<CourseContainer>> = {
     return { url: container.getConnectionUri(), container };
   },
   kafka: () => startKafkaContainer({ [SERVICE_LABEL]: 'kafka' }, SERVICES.kafka.image),
+  async etcd() {
+    const container = await (await etcdContainer(SERVICES.etcd.containerPort)).withLabels({ [SERVICE_LABEL]: 'etcd' }).withReuse().start();
+    return { url: containerUrl('etcd', container), container };
+  },
 };
+
+/**
+ * One etcd member, told to listen on every interface of the container (by default it listens on
+ * its localhost only). 3.4's plain log and 3.5's JSON log both contain the ready line.
+ */
+export async function etcdContainer(ports: number | { container: number; host: number }): Promise<GenericContainer> {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  return new GenericContainer(SERVICES.etcd.image)
+    .withCommand(['etcd', '--listen-client-urls', 'http://0.0.0.0:2379', '--advertise-client-urls', 'http://0.0.0.0:2379'])
+    .withExposedPorts(ports)
+    .withWaitStrategy(Wait.forLogMessage('ready to serve client requests'));
+}
 
 export function startCourseContainer(service: ServiceName): Promise<CourseContainer> {
   return starters[service]();

@@ -3,6 +3,7 @@ import type { StartedTestContainer } from 'testcontainers';
 import { freePort } from '../net.ts';
 import { PROBES, waitUntilReady } from '../probes.ts';
 import { SERVICES, type ServiceName } from '../services.ts';
+import { etcdContainer } from './containers.ts';
 import { KAFKA_CONTAINER_ENVIRONMENT } from './kafka.ts';
 import { GRACEFUL_STOP_MS } from './stop.ts';
 
@@ -63,6 +64,8 @@ async function startContainer(service: ServiceName, hostPort: number, labels: Re
         .withStartupTimeout(120_000)
         .start();
     }
+    case 'etcd':
+      return (await etcdContainer(ports)).withLabels(labels).start();
   }
 }
 

@@ -1,4 +1,5 @@
 import { SERVICES, type ServiceName } from '../services.ts';
+import { ETCD_PACKAGE, etcdLogFile, etcdPid, etcdServerPath, maskPackageService, startEtcdNode, stopEtcdNode, type EtcdNode } from './etcd.ts';
 import { ensureKafkaJars, KAFKA_VERSION, kafkaLogFile, kafkaPackages, kafkaPid, startKafkaNode, stopKafkaNode, type KafkaNode } from './kafka.ts';
 import { prepareServiceDir, serviceDir } from './paths.ts';
 import {
@@ -30,6 +31,8 @@ import { REDIS_PACKAGE, redisLogFile, redisPid, redisServerPath, redisUser, star
 export interface CourseService {
   /** Debian packages to install before it can start (empty when its programs are there). */
   missingPackages(): string[];
+  /** Runs after apt-get installed its packages: keeps a service the package started off the port. */
+  afterInstall?(): Promise<void>;
   /** Starts it (its port must be free) and resolves once it answers its protocol. */
   start(progress: (message: string) => void): Promise<void>;
   /** The pid of the instance the course started, while it runs. */
@@ -58,6 +61,11 @@ function kafkaNode(dir = serviceDir('kafka')): KafkaNode {
 
 function postgresNode(dir = serviceDir('postgres')): PostgresNode {
   return { dir, port: port('postgres'), user: postgresUser() };
+}
+
+function etcdNode(dir = serviceDir('etcd')): EtcdNode {
+  // The peer port follows etcd's own convention: client port + 1 (2379, 2380).
+  return { dir, port: port('etcd'), peerPort: port('etcd') + 1 };
 }
 
 export const COURSE_SERVICES: Record<ServiceName, CourseService> = {
@@ -102,6 +110,17 @@ export const COURSE_SERVICES: Record<ServiceName, CourseService> = {
     stop: () => stopPostgresNode(postgresNode()),
     logFile: () => postgresLogFile(postgresNode()),
     startingMessage: `starting PostgreSQL on 127.0.0.1:${port('postgres')}…`,
+  },
+  etcd: {
+    missingPackages: () => (etcdServerPath() ? [] : [ETCD_PACKAGE]),
+    afterInstall: maskPackageService,
+    async start() {
+      await startEtcdNode(etcdNode(await prepareServiceDir('etcd')));
+    },
+    pid: () => etcdPid(etcdNode()),
+    stop: () => stopEtcdNode(etcdNode()),
+    logFile: () => etcdLogFile(etcdNode()),
+    startingMessage: `starting etcd on 127.0.0.1:${port('etcd')}…`,
   },
 };
 

@@ -5,6 +5,7 @@ import { freePort } from '../net.ts';
 import { PROBES } from '../probes.ts';
 import { SERVICES, type ServiceName } from '../services.ts';
 import { COURSE_SERVICES } from './course-services.ts';
+import { etcdPid, startEtcdNode, stopEtcdNode, type EtcdNode } from './etcd.ts';
 import { ensureKafkaJars, kafkaPid, startKafkaNode, stopKafkaNode, type KafkaNode } from './kafka.ts';
 import { withStartLock } from './lock.ts';
 import { installPackages } from './packages.ts';
@@ -89,8 +90,21 @@ const postgresKind: NodeKind<PostgresNode> = {
   port: (node) => node.port,
 };
 
+const etcdKind: NodeKind<EtcdNode> = {
+  portCount: 2,
+  user: () => undefined,
+  node: (dir, { ports: [port, peerPort] }) => ({ dir, port: port!, peerPort: peerPort! }),
+  start: (node) => startEtcdNode(node),
+  stop: stopEtcdNode,
+  pid: etcdPid,
+  port: (node) => node.port,
+};
+
 // Each kind is used only with the nodes it builds; the table erases the node type.
-const KINDS = { redis: redisKind, rabbitmq: rabbitKind, kafka: kafkaKind, postgres: postgresKind } as unknown as Record<ServiceName, NodeKind<object>>;
+const KINDS = { redis: redisKind, rabbitmq: rabbitKind, kafka: kafkaKind, postgres: postgresKind, etcd: etcdKind } as unknown as Record<
+  ServiceName,
+  NodeKind<object>
+>;
 
 export interface NativeDedicated {
   url: string;
@@ -119,7 +133,10 @@ export async function startNativeDedicated(service: ServiceName, progress: (mess
   if (missing.length > 0) {
     await withStartLock(progress, async () => {
       const stillMissing = COURSE_SERVICES[service].missingPackages();
-      if (stillMissing.length > 0) await installPackages(stillMissing, progress);
+      if (stillMissing.length > 0) {
+        await installPackages(stillMissing, progress);
+        await COURSE_SERVICES[service].afterInstall?.();
+      }
     });
   }
   removeAbandonedInstances();

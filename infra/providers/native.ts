@@ -68,7 +68,9 @@ export function provisionNative(services: readonly ServiceName[], progress: (mes
     }
     if (toStart.length === 0) return endpoints;
 
-    await installPackages(missingPackages(toStart), progress);
+    const packages = missingPackages(toStart);
+    await installPackages(packages, progress);
+    if (packages.length > 0) for (const service of toStart) await COURSE_SERVICES[service].afterInstall?.();
     const failures: string[] = [];
     await Promise.all(
       toStart.map(async (service) => {

@@ -11,7 +11,7 @@ import { EXIT, runCommand, usageText } from '../course/cli.ts';
 import { dim, FAIL, PASS, SKIP } from '../course/ui.ts';
 
 const USAGE = usageText([
-  'Usage: npm run infra -- <command> [service…]       services: redis rabbitmq kafka postgres (default: all)',
+  `Usage: npm run infra -- <command> [service…]       services: ${SERVICE_NAMES.join(' ')} (default: all)`,
   '  status             which provider serves each service, and where (starts nothing)',
   '  up [service…]      make the services reachable: env address, else Docker, else local (installed if needed)',
   '  native [service…]  install and start the services on this machine, without Docker',

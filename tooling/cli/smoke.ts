@@ -9,9 +9,10 @@ import { bold, FAIL, indent, PASS, red } from '../course/ui.ts';
 import { isServiceName, SERVICE_NAMES, SERVICES, type ServiceName } from '../../infra/services.ts';
 
 const USAGE = usageText([
-  'Usage: npm run smoke [-- redis rabbitmq kafka postgres]',
+  `Usage: npm run smoke [-- ${SERVICE_NAMES.join(' ')}]`,
   '  Proves that each service is the real thing and reachable: a Redis stream round trip, a RabbitMQ',
-  '  publish-confirm-consume, a Kafka produce/consume through a consumer group, a PostgreSQL transaction.',
+  '  publish-confirm-consume, a Kafka produce/consume through a consumer group, a PostgreSQL transaction,',
+  '  an etcd key under a lease that a prefix watch sees come and go.',
   '  Run it before a workshop against the shared brokers (with REDIS_URL, AMQP_URL, … set).',
 ]);
 
