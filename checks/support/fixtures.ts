@@ -93,7 +93,7 @@ export const test = base.extend<CheckFixtures>({
   etcd: async ({}, use) => {
     const kit = new EtcdTestKit();
     await use(kit);
-    await kit.teardown();
+    await within(CLEANUP_MS, 'deleting the test\'s etcd keys', () => kit.teardown());
   },
   own: async ({ skip }, use) => {
     const started: DedicatedInstance[] = [];

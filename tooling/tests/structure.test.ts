@@ -8,10 +8,10 @@ import { isServiceName, type ServiceName } from '../../infra/services.ts';
 
 const lessons = loadLessons();
 
-/** Services a check reaches: its fixtures (pg, rabbit, kafka, redis) and serviceUrl/serviceEnv. */
+/** Services a check reaches: its fixtures (pg, rabbit, kafka, redis, etcd) and serviceUrl/serviceEnv. */
 function servicesUsedBy(source: string): Set<ServiceName> {
   const used = new Set<ServiceName>();
-  const fixtures: Record<string, ServiceName> = { pg: 'postgres', rabbit: 'rabbitmq', kafka: 'kafka', redis: 'redis' };
+  const fixtures: Record<string, ServiceName> = { pg: 'postgres', rabbit: 'rabbitmq', kafka: 'kafka', redis: 'redis', etcd: 'etcd' };
   for (const [, params] of source.matchAll(/async \(\{([^}]*)\}/g)) {
     for (const name of params!.split(',').map((p) => p.trim().split(':')[0]!.trim())) if (fixtures[name]) used.add(fixtures[name]!);
   }
