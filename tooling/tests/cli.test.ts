@@ -29,6 +29,8 @@ describe('bad input gets a one-line reason, the valid choices and exit code 2', 
     ['reset', [], /needs a lesson number/],
     ['grade', ['--bogus'], /unknown option "--bogus"/],
     ['test', ['--bogus'], /unknown option "--bogus"/],
+    ['mutate', ['99'], /no lesson "99"/],
+    ['mutate', [], /name one lesson/],
   ])('%s %s', (command, args, message) => {
     const { code, err } = run(command, ...args);
     expect(err).toMatch(message);
