@@ -80,6 +80,13 @@ export function teachingMessage(colored: string, timeoutSeconds: number, where?:
       'a promise that never settles, a consumer that never receives, a connection that never opens.'
     );
   }
+  if (/^Timed out in waitFor!/.test(raw)) {
+    // vi.waitFor gives this when one attempt of what it polls is still running at its deadline.
+    return (
+      'gave up waiting: one attempt of what this requirement polls (a request, a query, a read) was still ' +
+      'running at its deadline. A service that does not answer, or answers only after a long wait, causes this.'
+    );
+  }
   const todo = /^TODO: ([^\s(]+)(?: \((.+)\))?$/.exec(raw.trim());
   if (todo) {
     const at = todo[2] ?? where;

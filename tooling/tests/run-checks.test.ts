@@ -12,6 +12,10 @@ describe('teachingMessage', () => {
     expect(message).toMatch(/never settles/);
   });
 
+  it('explains vi.waitFor giving up on an attempt that never finished', () => {
+    expect(teachingMessage('Timed out in waitFor!', 10)).toMatch(/^gave up waiting: one attempt of what this requirement polls/);
+  });
+
   it('says plainly that a TODO is still a TODO', () => {
     expect(teachingMessage('TODO: EventBus.on', 10)).toBe('not written yet: EventBus.on still throws its TODO.');
   });
