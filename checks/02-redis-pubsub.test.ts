@@ -120,9 +120,9 @@ describe('02 redis-pubsub', () => {
       `channelFor('user.signed-up') (${WHERE}/user-service.ts, publisher.ts) and each subscription should ` +
       `call its handler (${WHERE}/subscriber.ts)`;
     await Promise.all([
-      email.waitForOutput(new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 5_000),
-      auth.waitForOutput(new RegExp(`key issued for user ${user.id}`), received, 5_000),
-      audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${user.id}`), received, 5_000),
+      email.waitForOutput(new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 10_000),
+      auth.waitForOutput(new RegExp(`key issued for user ${user.id}`), received, 10_000),
+      audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${user.id}`), received, 10_000),
     ]);
 
     const check = redis.connect();
@@ -369,7 +369,7 @@ describe('02 redis-pubsub', () => {
     await ready(email);
     await untilSubscribed(redis, config.signupChannel, 2);
     const before = await signupHeard(users, heard, config.signupChannel, { email: 'before@example.com', name: 'Before' });
-    await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 5_000);
+    await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 10_000);
 
     await email.kill('SIGKILL');
     const during = await users.signup({ email: 'during@example.com', name: 'During' });
@@ -378,7 +378,7 @@ describe('02 redis-pubsub', () => {
     await ready(email);
     await untilSubscribed(redis, config.signupChannel, 2);
     const after = await users.signup({ email: 'after@example.com', name: 'After' });
-    await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 5_000);
+    await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 10_000);
 
     // Redis delivers in publish order: had the missed signup been kept somewhere, it would have come first.
     expect(email.output(), `the restarted email service received ${during.id}, published while it was down. Redis ` +
