@@ -272,6 +272,23 @@ describe.concurrent('03 redis-streams', () => {
     expect(worker.running, `the consumer process exited after a handler failed:\n${worker.output()}`).toBe(true);
   });
 
+  it('a worker stopped with SIGTERM mid-entry finishes it and acknowledges it before it exits', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
+    const worker = n.startWorker({ name: 'email-a', delayMs: 1_500 });
+    await ready(worker);
+    const id = await n.append(signup('shutdown@example.com'));
+    await worker.waitForOutput(processing('email-a', id), `started on entry ${id}`);
+
+    const exit = await worker.stop(20_000);
+    expect(done('email-a', id).test(worker.output()), `email-a was asked to stop (SIGTERM) while sending the email for ` +
+      `${id} and exited without finishing it. stop() waits for the read loop, so the loop must await the entries it ` +
+      `read (await this.handleAll(...), never void) (${WHERE}/consumer.ts readNew)\n${worker.output()}`).toBe(true);
+    expect(exit.code, `email-a did not exit cleanly after SIGTERM (${JSON.stringify(exit)}):\n${worker.output()}`).toBe(0);
+    const pending = await pendingEntries(n.redis.connect(), n.stream, n.group);
+    expect(pending.map((p) => p.id), `email-a finished ${id} before it exited but never acknowledged it: the next ` +
+      `consumer will send that email again (${WHERE}/consumer.ts handle)`).toEqual([]);
+  });
+
   it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ redis, procs }) => {
     const n = new Scenario(redis, procs);
     const crashed = n.startWorker({ name: 'email-a', delayMs: 60_000 });
