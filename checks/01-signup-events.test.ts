@@ -88,6 +88,32 @@ async function requireDelivery(): Promise<void> {
   if (problem) expect.fail(problem);
 }
 
+/**
+ * The precondition of the requirements that watch the three subscribers next to a failing one:
+ * createSignupApp registers them (app.ts), and each does its job (subscribers.ts).
+ */
+async function requireSubscribers(): Promise<void> {
+  await requireDelivery();
+  const { deps, emails, keys, audits } = recordingDependencies();
+  const { bus, users } = createSignupApp(deps);
+  if (bus.listenerCount('user.signed-up') === 0) {
+    expect.fail('createSignupApp() registered no subscriber on the bus, so a signup sends no email, issues no key and ' +
+      `audits nothing: call subscribeWelcomeEmail, subscribeAuthKey and subscribeAudit there (${WHERE}/app.ts)`);
+  }
+  const user = await users.signup({ email: 'probe@example.com', name: 'Probe' }, { waitForSubscribers: true });
+  await flushMicrotasksAndTimers();
+  const missing = [
+    ...(emails.length === 0 ? ['no welcome email (subscribeWelcomeEmail)'] : []),
+    ...(keys.length === 0 ? ['no auth key (subscribeAuthKey)'] : []),
+    ...(audits.length === 0 ? ['no audit entry (subscribeAudit)'] : []),
+  ];
+  if (missing.length > 0) {
+    expect.fail(`a signup of ${user.id} with no failing subscriber around produced ${missing.join(', ')}: each subscribe ` +
+      `function must register its handler with bus.on (${WHERE}/subscribers.ts), and createSignupApp must call all three ` +
+      `(${WHERE}/app.ts)`);
+  }
+}
+
 describe('01 signup-events', () => {
   it('signup emits exactly one user.signed-up event carrying the new user', async () => {
     const { deps } = recordingDependencies();
@@ -116,9 +142,11 @@ describe('01 signup-events', () => {
 
     await vi.waitFor(() => {
       expect(emails, `the welcome-email subscriber never sent to ${user.email}: ` +
-        `is subscribeWelcomeEmail registered in createSignupApp (${WHERE}/app.ts)?`).toEqual([user.email]);
-      expect(keys, `no auth key was issued for ${user.id}: check subscribeAuthKey (${WHERE}/subscribers.ts)`).toEqual([user.id]);
-      expect(audits, `nothing was audited for ${user.id}: check subscribeAudit (${WHERE}/subscribers.ts)`).toEqual([user.id]);
+        `is subscribeWelcomeEmail written (${WHERE}/subscribers.ts) and registered in createSignupApp (${WHERE}/app.ts)?`).toEqual([user.email]);
+      expect(keys, `no auth key was issued for ${user.id}: check subscribeAuthKey (${WHERE}/subscribers.ts) and that ` +
+        `createSignupApp calls it (${WHERE}/app.ts)`).toEqual([user.id]);
+      expect(audits, `nothing was audited for ${user.id}: check subscribeAudit (${WHERE}/subscribers.ts) and that ` +
+        `createSignupApp calls it (${WHERE}/app.ts)`).toEqual([user.id]);
     }, { timeout: 2_000, interval: 10 });
   });
 
@@ -139,7 +167,7 @@ describe('01 signup-events', () => {
   });
 
   it('a subscriber that throws does not break signup or the other subscribers, and its error is reported', async () => {
-    await requireDelivery();
+    await requireSubscribers();
     const { deps, emails, errors } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const boom = new Error('analytics is down');
@@ -164,7 +192,7 @@ describe('01 signup-events', () => {
   });
 
   it('a subscriber that rejects asynchronously does not crash the process, and its error is reported', async () => {
-    await requireDelivery();
+    await requireSubscribers();
     const { deps, audits, errors } = recordingDependencies();
     const { bus, users } = createSignupApp(deps);
     const rejection = new Error('CRM timed out');
@@ -219,6 +247,58 @@ describe('01 signup-events', () => {
     } finally {
       slow.open();
     }
+  });
+
+  it('a slow subscriber does not hold up the others: each starts as soon as the signup is announced, waiting or not', async () => {
+    await requireDelivery();
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const slow = gate();
+    const slowStarted: string[] = [];
+    bus.on('user.signed-up', async (event) => {
+      slowStarted.push(event.userId);
+      await slow.opened;
+    });
+    const after: string[] = [];
+    bus.on('user.signed-up', async (event) => void after.push(event.userId));
+
+    const signups: Array<Promise<unknown>> = [];
+    try {
+      for (const waitForSubscribers of [false, true]) {
+        const how = waitForSubscribers ? 'signup({ waitForSubscribers: true })' : 'signup()';
+        signups.push(users.signup({ email: `side-by-side-${signups.length}@example.com`, name: 'Side' }, { waitForSubscribers }));
+        await vi.waitFor(() => expect(slowStarted.length, `after ${how} the slow subscriber was never called: signup() ` +
+          `must announce user.signed-up on the bus (${WHERE}/user-service.ts)`).toBe(signups.length), { timeout: 2_000, interval: 10 });
+        const userId = slowStarted.at(-1)!;
+        await vi.waitFor(() => expect(after, `after ${how}, a subscriber registered after a slow one did not run while the ` +
+          'slow one was still busy: the handlers ran one after another, so one slow email holds up every audit and key. ' +
+          'Start every handler at once and let them finish side by side (Promise.all, not a for … await loop) ' +
+          `(${WHERE}/event-bus.ts emit and emitAndWait)`).toContain(userId), { timeout: 2_000, interval: 10 });
+      }
+    } finally {
+      slow.open();
+    }
+    expect(await settles(Promise.allSettled(signups), 2_000), 'the signups never settled after the slow subscriber finished').toBe(true);
+  });
+
+  it('a slow once() handler fires for one signup only, even when signups arrive together', async () => {
+    await requireDelivery();
+    const { deps } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const seen: string[] = [];
+    bus.once('user.signed-up', async (event) => {
+      seen.push(event.email);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    });
+
+    const emails = ['first@example.com', 'second@example.com', 'third@example.com'];
+    await Promise.all(emails.map((email) => users.signup({ email, name: 'Together' }, { waitForSubscribers: true })));
+    await flushMicrotasksAndTimers();
+
+    expect(seen.length, `the once() handler never ran (${WHERE}/event-bus.ts once)`).toBeGreaterThan(0);
+    expect(seen, `three signups arrived while a once() handler was still busy with the first, and it ran ${seen.length} ` +
+      'times. A once() handler must be removed before it runs (as EventEmitter#once does), not after its promise ' +
+      `settles: by then the next events have reached it too (${WHERE}/event-bus.ts once)`).toHaveLength(1);
   });
 
   it('signup({ waitForSubscribers: true }) resolves only after every subscriber has finished', async () => {

@@ -1,4 +1,5 @@
 import { gradedFolder } from './support/lesson.ts';
+import { Redis } from 'ioredis';
 import type { TestContext } from 'vitest';
 import { describe, expect, it, vi } from './support/fixtures.ts';
 import { loadConfig } from '@lesson/02-redis-pubsub/config.ts';
@@ -9,7 +10,7 @@ import { UserService } from '@lesson/02-redis-pubsub/user-service.ts';
 import { uniqueName } from './support/names.ts';
 import type { LessonProcess, ProcessGroup } from './support/processes.ts';
 import type { RedisTestKit } from './support/redis.ts';
-import { serviceEnv } from './support/services.ts';
+import { serviceEnv, serviceUrl } from './support/services.ts';
 
 const SLUG = '02-redis-pubsub';
 const WHERE = gradedFolder(SLUG);
@@ -39,8 +40,11 @@ function startService(procs: ProcessGroup, config: Config, service: 'email' | 'a
   });
 }
 
+/** A tsx start can take far longer than a second while a whole suite shares two cores: wait generously. */
+const READY_MS = 60_000;
+
 async function ready(service: LessonProcess): Promise<void> {
-  await service.waitForOutput(READY, `subscribed and printed its ready line (check subscriber.ts in ${WHERE})`);
+  await service.waitForOutput(READY, `subscribed and printed its ready line (check subscriber.ts in ${WHERE})`, READY_MS);
 }
 
 /** The check's own subscriber: records the raw text of every message on a channel. */
@@ -87,6 +91,19 @@ async function untilPatternMatches(redis: RedisTestKit, channel: string, probe: 
 
 const quietly = { onUndelivered: () => {} };
 
+/**
+ * Signs a user up and waits until the check's own listener on the signup channel has seen it: the
+ * precondition of the requirements about the services, so that a missing publish names user-service.ts.
+ */
+async function signupHeard(users: UserService, heard: string[], channel: string, input: { email: string; name: string }) {
+  const user = await users.signup(input);
+  await vi.waitFor(() => {
+    expect(heard.some((message) => message.includes(user.id)), `signup(${input.email}) published nothing on ${channel}, ` +
+      `so no service can receive it: UserService.signup() must publish the event (${WHERE}/user-service.ts, publisher.ts)`).toBe(true);
+  }, DELIVERY);
+  return user;
+}
+
 describe('02 redis-pubsub', () => {
   it('a signup published by the user service reaches the email, auth and audit services, each in its own process', async ({ redis, procs }) => {
     const config = testConfig(redis);
@@ -103,9 +120,9 @@ describe('02 redis-pubsub', () => {
       `channelFor('user.signed-up') (${WHERE}/user-service.ts, publisher.ts) and each subscription should ` +
       `call its handler (${WHERE}/subscriber.ts)`;
     await Promise.all([
-      email.waitForOutput(new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 5_000),
-      auth.waitForOutput(new RegExp(`key issued for user ${user.id}`), received, 5_000),
-      audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${user.id}`), received, 5_000),
+      email.waitForOutput(new RegExp(`welcome email sent to ada@example.com \\(user ${user.id}\\)`), received, 10_000),
+      auth.waitForOutput(new RegExp(`key issued for user ${user.id}`), received, 10_000),
+      audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${user.id}`), received, 10_000),
     ]);
 
     const check = redis.connect();
@@ -188,7 +205,7 @@ describe('02 redis-pubsub', () => {
       expect.fail(`${oneConnection}\nRedis said: ${String(error)}`));
     redis.deleteAfterTest(`${config.channelPrefix}still-usable`);
     const event = signedUp();
-    const receivers = await publishUserEvent(app, event, { channelPrefix: config.channelPrefix }).catch((error: unknown) =>
+    const receivers = await app.publish(config.signupChannel, JSON.stringify(event)).catch((error: unknown) =>
       expect.fail(`${oneConnection}\nRedis said: ${String(error)}`));
     expect(receivers, `PUBLISH on ${config.signupChannel} should reach the one subscription`).toBe(1);
     await vi.waitFor(() => expect(seen, 'the subscription did not receive the signup').toEqual([event.userId]), DELIVERY);
@@ -199,6 +216,90 @@ describe('02 redis-pubsub', () => {
       `subscription's own connection (${WHERE}/subscriber.ts)`).toBe(0);
     expect(await app.ping().catch(() => 'closed'), 'close() closed the connection it was given: close only the ' +
       `subscription's own connection, the service still needs the other (${WHERE}/subscriber.ts)`).toBe('PONG');
+  });
+
+  it('a handler that throws synchronously is reported through onError, and later signups are still handled', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const boom = new Error('template cache is empty');
+    const failing = signedUp({ email: 'sync-fail@example.com' });
+    // Not async: this handler throws before it could return a promise.
+    closeAfterTest(onTestFinished, await subscribeToSignups(redis.connect(), config.signupChannel, (event) => {
+      if (event.userId === failing.userId) throw boom;
+      seen.push(event.userId);
+    }, { onError: (error) => void errors.push(error) }));
+    await untilSubscribed(redis, config.signupChannel);
+
+    const publisher = redis.connect();
+    await publisher.publish(config.signupChannel, JSON.stringify(failing));
+    const good = signedUp();
+    await publisher.publish(config.signupChannel, JSON.stringify(good));
+
+    await vi.waitFor(() => {
+      expect(errors, 'a handler threw synchronously and the error never reached onError. A .catch() on what the ' +
+        'handler returns only sees rejections: a plain function that throws does so before there is a promise, ' +
+        'inside the listener of ioredis. Call the handler inside an async function (or a try) whose catch reports ' +
+        `(${WHERE}/subscriber.ts)`).toContain(boom);
+      expect(seen, `a valid signup published after the one whose handler threw never reached the handler (${WHERE}/subscriber.ts)`)
+        .toEqual([good.userId]);
+    }, DELIVERY);
+  });
+
+  it('a service whose handler rejects reports it and goes on with later signups, without crashing', async ({ redis, procs }) => {
+    const config = testConfig(redis);
+    const check = redis.connect();
+    // The audit service RPUSHes each event on this key: as a string it makes RPUSH fail with WRONGTYPE.
+    await check.set(config.auditLogKey, 'not a list');
+    const audit = startService(procs, config, 'audit');
+    await ready(audit);
+    await untilPatternMatches(redis, `${config.channelPrefix}user.email-verified`, {
+      type: 'user.email-verified', userId: 'probe', verifiedAt: new Date().toISOString(),
+    });
+
+    const users = new UserService(redis.connect(), { channelPrefix: config.channelPrefix, ...quietly });
+    const heard = await rawListener(redis, config.signupChannel);
+    const failed = await signupHeard(users, heard, config.signupChannel, { email: 'wrongtype@example.com', name: 'Wrongtype' });
+    await audit.waitForOutput(/skipped a message on \S+: WRONGTYPE/, `reported that recording ${failed.id} failed ` +
+      '(its RPUSH was rejected with WRONGTYPE). A handler that rejects must be caught by the subscription and ' +
+      `passed to onError; an unhandled rejection ends a Node.js process (${WHERE}/subscriber.ts)`, 10_000);
+
+    await check.del(config.auditLogKey);
+    const later = await users.signup({ email: 'later@example.com', name: 'Later' });
+    await audit.waitForOutput(new RegExp(`recorded user.signed-up for user ${later.id}`), `handled the signup of ${later.id}, ` +
+      `published after one whose handler failed: one failure must not end the subscription (${WHERE}/subscriber.ts)`, 10_000);
+    expect(audit.running, `the audit service exited after a handler failed:\n${audit.output()}`).toBe(true);
+  });
+
+  it('close() leaves no connection of the subscription open on the server (CLIENT LIST)', async ({ redis, onTestFinished }) => {
+    const config = testConfig(redis);
+    // The service's connection gets a name of its own; redis.duplicate() copies it to the subscription's connection.
+    const name = uniqueName('pubsub-close');
+    const app = new Redis(serviceUrl('redis'), { connectionName: name, maxRetriesPerRequest: 3 });
+    app.on('error', () => {});
+    onTestFinished(() => app.quit().then(() => {}, () => app.disconnect()));
+    await app.ping();
+    const admin = redis.connect();
+    const named = async () => String(await admin.client('LIST')).split('\n').filter((line) => line.includes(` name=${name} `));
+
+    const signups = closeAfterTest(onTestFinished, await subscribeToSignups(app, config.signupChannel, () => {}));
+    const userEvents = closeAfterTest(onTestFinished, await subscribeToUserEvents(app, config.userEventsPattern, () => {}));
+    const open = await named();
+    expect(open.length, `Redis lists ${open.length} connections named ${name} (the service's own and the subscriptions'), ` +
+      'expected 3: each subscription should run on a connection of its own, made with redis.duplicate() from the one ' +
+      `it was given (${WHERE}/subscriber.ts)`).toBe(3);
+
+    await signups.close();
+    await userEvents.close();
+    await vi.waitFor(async () => {
+      const left = await named();
+      expect(left.length, `after both close() calls Redis still lists ${left.length - 1} subscription connection(s) ` +
+        `(${left.map((line) => /\bcmd=(\S+)/.exec(line)?.[1] ?? '?').join(', ')}). Unsubscribing is not closing: the ` +
+        'connection stays open on the server, one more for every subscription a service ever closed. close() must ' +
+        `quit the subscription's own connection (${WHERE}/subscriber.ts)`).toBe(1);
+    }, DELIVERY);
+    expect(await app.ping().catch(() => 'closed'), 'close() closed the connection it was given: close only the ' +
+      `subscription's own connection (${WHERE}/subscriber.ts)`).toBe('PONG');
   });
 
   it('a subscription is confirmed by Redis before it resolves, so a message published right after is received', async ({ redis, onTestFinished }) => {
@@ -263,20 +364,21 @@ describe('02 redis-pubsub', () => {
   it('a service that is offline when a signup is published never receives it, not even after it restarts (at-most-once)', async ({ redis, procs }) => {
     const config = testConfig(redis);
     const users = new UserService(redis.connect(), { channelPrefix: config.channelPrefix, ...quietly });
+    const heard = await rawListener(redis, config.signupChannel);
     let email = startService(procs, config, 'email');
     await ready(email);
-    await untilSubscribed(redis, config.signupChannel);
-    const before = await users.signup({ email: 'before@example.com', name: 'Before' });
-    await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 5_000);
+    await untilSubscribed(redis, config.signupChannel, 2);
+    const before = await signupHeard(users, heard, config.signupChannel, { email: 'before@example.com', name: 'Before' });
+    await email.waitForOutput(new RegExp(before.id), `received the signup of ${before.id}`, 10_000);
 
     await email.kill('SIGKILL');
     const during = await users.signup({ email: 'during@example.com', name: 'During' });
 
     email = startService(procs, config, 'email', 'the restarted email service');
     await ready(email);
-    await untilSubscribed(redis, config.signupChannel);
+    await untilSubscribed(redis, config.signupChannel, 2);
     const after = await users.signup({ email: 'after@example.com', name: 'After' });
-    await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 5_000);
+    await email.waitForOutput(new RegExp(after.id), `received the signup of ${after.id}, published after it restarted`, 10_000);
 
     // Redis delivers in publish order: had the missed signup been kept somewhere, it would have come first.
     expect(email.output(), `the restarted email service received ${during.id}, published while it was down. Redis ` +

@@ -90,8 +90,14 @@ class Scenario {
   }
 }
 
+/**
+ * A tsx start takes a second on an idle machine and far longer while a whole suite shares two cores:
+ * the wait is generous, and it ends at once when the worker exits or reports a TODO.
+ */
+const READY_MS = 60_000;
+
 async function ready(worker: LessonProcess): Promise<void> {
-  await worker.waitForOutput(/ready: reading /, `joined its consumer group and printed its ready line (check start() in ${WHERE}/consumer.ts)`);
+  await worker.waitForOutput(/ready: reading /, `joined its consumer group and printed its ready line (check start() in ${WHERE}/consumer.ts)`, READY_MS);
 }
 
 const processing = (name: string, id: string) => new RegExp(`\\[${name}\\] processing ${id} `);
@@ -205,6 +211,82 @@ describe.concurrent('03 redis-streams', () => {
     expect(own, `the restarted email-1 handled the new entry ${newer} before its own pending ${interrupted}: drain ` +
       `your pending entries (ID 0) before reading new ones ('>') (${WHERE}/consumer.ts)`).toBeLessThan(output.search(processing('email-1', newer)));
     await n.untilNothingPending(`the restarted email-1 handled its pending entry but did not acknowledge it (${WHERE}/consumer.ts)`);
+  });
+
+  it('a restarted consumer drains its whole pending list, one read after another, before it reads new entries', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
+    const check = n.redis.connect();
+    // The group exists before any worker starts, so a worker must join it as it is (XGROUP CREATE
+    // answers BUSYGROUP), and the three entries wait for its first read, which takes them all.
+    await check.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM');
+    const interrupted: string[] = [];
+    for (let i = 0; i < 3; i++) interrupted.push(await n.append(signup(`pending${i}@example.com`)));
+    const before = n.startWorker({ name: 'email-1', delayMs: 60_000, batchSize: 3 });
+    await ready(before);
+    await before.waitForOutput(processing('email-1', interrupted[0]!), `started on entry ${interrupted[0]} ` +
+      `(the group already existed: ignore XGROUP CREATE's BUSYGROUP error and read as a member, ${WHERE}/consumer.ts)`);
+    await before.kill('SIGKILL');
+    const pending = await pendingEntries(check, n.stream, n.group);
+    expect(pending.map((p) => p.id), `email-1 (BATCH_SIZE 3) was killed while sending the first of three waiting entries; ` +
+      `all three should be pending under its name, delivered by one XREADGROUP … COUNT 3 (${WHERE}/consumer.ts readNew)`)
+      .toEqual(interrupted);
+
+    const newer = await n.append(signup('newer@example.com'));
+    const after = n.startWorker({ name: 'email-1', batchSize: 1 }, 'the restarted consumer email-1');
+    await ready(after);
+    await after.waitForOutput(done('email-1', newer), `handled ${newer}, appended while it was down`);
+
+    const output = after.output();
+    const at = (id: string) => output.search(processing('email-1', id));
+    const late = interrupted.filter((id) => at(id) < 0 || at(id) > at(newer));
+    expect(late, `the restarted email-1 reads one entry at a time (BATCH_SIZE 1) and handled the new entry ${newer} ` +
+      `before its own pending ${late.join(', ')}. One read of ID 0 returns at most COUNT entries: read again after the ` +
+      "last ID you got, until a read returns nothing, and only then read '>' " +
+      `(${WHERE}/consumer.ts recoverOwnPending)`).toEqual([]);
+    await n.untilNothingPending(`the restarted email-1 handled its pending entries but did not acknowledge them (${WHERE}/consumer.ts)`);
+  });
+
+  it('a handler that rejects is reported with its entry ID, stays pending, and the entries read with it are handled on their first delivery', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
+    const check = n.redis.connect();
+    await check.xgroup('CREATE', n.stream, n.group, '$', 'MKSTREAM');
+    const failingId = await n.append(signup('rejected@example.com'));
+    const nextIds = [await n.append(signup('next1@example.com')), await n.append(signup('next2@example.com'))];
+    // The three entries wait for the worker's first read; nothing is claimed during the test (60 s idle time).
+    const worker = n.startWorker({ name: 'email-a', failFor: ['rejected@example.com'] });
+    await ready(worker);
+
+    for (const id of nextIds) {
+      await worker.waitForOutput(new RegExp(`\\[email-a\\] processing ${id} \\(delivery 1\\)`), `handled ${id} on its first ` +
+        `delivery, read in the same batch as ${failingId}, whose handler rejected. A failing handler must not end the ` +
+        `batch: catch its error in handle, report it and go on with the next entry (${WHERE}/consumer.ts handle)`, 10_000);
+    }
+    await worker.waitForOutput(new RegExp(`\\[email-a\\] failed ${failingId}: `), `reported the failure of ${failingId} ` +
+      `with its entry ID: pass the handler's error to onError(error, { entryId }) (${WHERE}/consumer.ts handle)`, 10_000);
+    await vi.waitFor(async () => {
+      const pending = await pendingEntries(check, n.stream, n.group);
+      expect(pending.map((p) => p.id), `only the failed ${failingId} should still be pending: it must not be ` +
+        'acknowledged, so that it is retried after claimMinIdleMs, while the others are acknowledged once handled ' +
+        `(${WHERE}/consumer.ts handle)`).toEqual([failingId]);
+    }, DEADLINE);
+    expect(worker.running, `the consumer process exited after a handler failed:\n${worker.output()}`).toBe(true);
+  });
+
+  it('a worker stopped with SIGTERM mid-entry finishes it and acknowledges it before it exits', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
+    const worker = n.startWorker({ name: 'email-a', delayMs: 1_500 });
+    await ready(worker);
+    const id = await n.append(signup('shutdown@example.com'));
+    await worker.waitForOutput(processing('email-a', id), `started on entry ${id}`);
+
+    const exit = await worker.stop(20_000);
+    expect(done('email-a', id).test(worker.output()), `email-a was asked to stop (SIGTERM) while sending the email for ` +
+      `${id} and exited without finishing it. stop() waits for the read loop, so the loop must await the entries it ` +
+      `read (await this.handleAll(...), never void) (${WHERE}/consumer.ts readNew)\n${worker.output()}`).toBe(true);
+    expect(exit.code, `email-a did not exit cleanly after SIGTERM (${JSON.stringify(exit)}):\n${worker.output()}`).toBe(0);
+    const pending = await pendingEntries(n.redis.connect(), n.stream, n.group);
+    expect(pending.map((p) => p.id), `email-a finished ${id} before it exited but never acknowledged it: the next ` +
+      `consumer will send that email again (${WHERE}/consumer.ts handle)`).toEqual([]);
   });
 
   it('entries left pending by a crashed consumer are claimed by a live one with XAUTOCLAIM once idle long enough', async ({ redis, procs }) => {

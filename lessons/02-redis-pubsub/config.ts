@@ -1,9 +1,13 @@
 import { channelFor, userEventsPattern } from './channels.ts';
+import { learnerPrefix } from './learner.ts';
 
 /** What every process of this lesson reads from its environment, like a deployed service does. */
 export interface ServiceConfig {
   redisUrl: string;
-  /** CHANNEL_PREFIX: put in front of every channel and key name (empty by default). */
+  /**
+   * CHANNEL_PREFIX: put in front of every channel and key name. By default the learner's own
+   * prefix (COURSE_LEARNER, or user@host, and a colon), so learners sharing one Redis stay apart.
+   */
   channelPrefix: string;
   signupChannel: string;
   userEventsPattern: string;
@@ -14,7 +18,7 @@ export interface ServiceConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
-  const prefix = env.CHANNEL_PREFIX ?? '';
+  const prefix = env.CHANNEL_PREFIX ?? learnerPrefix(env);
   return {
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     channelPrefix: prefix,

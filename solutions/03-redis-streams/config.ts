@@ -1,12 +1,14 @@
+import { learnerPrefix } from './learner.ts';
+
 /** What this lesson's processes read from their environment, like a deployed service does. */
 export interface WorkerConfig {
   redisUrl: string;
-  /** SIGNUP_STREAM */
+  /** SIGNUP_STREAM: by default "<learner>:signups" (see learner.ts). */
   stream: string;
   /** STREAM_MAX_LENGTH: the producer keeps about this many entries. */
   maxLength: number;
   consumer: {
-    /** CONSUMER_GROUP: one group per service that reads the log. */
+    /** CONSUMER_GROUP: one group per service that reads the log ("<learner>:email-service" by default). */
     group: string;
     /** CONSUMER_NAME: must stay the same when this instance restarts (e.g. the pod or host name). */
     consumer: string;
@@ -28,13 +30,16 @@ export interface WorkerConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const stream = env.SIGNUP_STREAM ?? 'signups';
+  // By default the names start with the learner's prefix (COURSE_LEARNER, or user@host), so learners
+  // sharing one Redis never read each other's signups.
+  const prefix = learnerPrefix(env);
+  const stream = env.SIGNUP_STREAM ?? `${prefix}signups`;
   return {
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     stream,
     maxLength: integer(env, 'STREAM_MAX_LENGTH', 10_000),
     consumer: {
-      group: env.CONSUMER_GROUP ?? 'email-service',
+      group: env.CONSUMER_GROUP ?? `${prefix}email-service`,
       consumer: env.CONSUMER_NAME ?? 'email-1',
       deadLetterStream: env.DEAD_LETTER_STREAM ?? `${stream}:dead`,
       batchSize: integer(env, 'BATCH_SIZE', 10),
