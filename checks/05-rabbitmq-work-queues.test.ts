@@ -367,12 +367,12 @@ describe('05 rabbitmq-work-queues', () => {
     await worker(rabbit, queue, 'worker-a', async (job) => {
       inProgress += 1;
       most = Math.max(most, inProgress);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 300));
       inProgress -= 1;
       processed.push(job.jobId);
     }, 3);
 
-    await vi.waitFor(() => expect(processed.length, `a worker with prefetch 3 and 100 ms jobs processed ` +
+    await vi.waitFor(() => expect(processed.length, `a worker with prefetch 3 and 300 ms jobs processed ` +
       `${processed.length} of ${jobs.length} jobs (${WHERE}/worker.ts)`).toBe(jobs.length), { timeout: 10_000, interval: 20 });
     expect(most, `with prefetch 3 the worker had ${most} jobs in progress at once. More than 3 means the broker ` +
       'was told a job was done before it was (an ack before the await) or no prefetch was set, so the worker ' +
