@@ -1,13 +1,15 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
+import { format } from 'node:util';
+import type { ChannelModel } from 'amqplib';
 import { describe, expect, it, vi } from './support/fixtures.ts';
 import type { UserSignedUp } from '@lesson/04-rabbitmq-fanout/events.ts';
 import { startLiveFeed } from '@lesson/04-rabbitmq-fanout/live-feed.ts';
 import { publishSignup } from '@lesson/04-rabbitmq-fanout/publisher.ts';
-import { startSignupSubscriber } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
-import { assertSignupExchange, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
+import { startSignupSubscriber, type SignupHandler } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
+import { assertSignupExchange, deadLetterQueueName, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
 import { uniqueName } from './support/names.ts';
-import { CLASSIC_QUEUE, closeConsumerChannel, type RabbitScope } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, closeConsumerChannel, isAmqpError, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '04-rabbitmq-fanout';
@@ -15,13 +17,100 @@ const WHERE = gradedFolder(SLUG);
 const SERVICES = ['email', 'auth-keys', 'audit'] as const;
 const WAIT = { timeout: 5_000, interval: 20 };
 
-/** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
+/** What a service's queue should look like to the broker: every setting assertServiceQueue states. */
+function serviceQueueSettings(queue: string) {
+  return {
+    durable: true,
+    exclusive: false,
+    autoDelete: false,
+    arguments: { ...CLASSIC_QUEUE, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueueName(queue) },
+  };
+}
+
+/** The broker's reason in a channel error: "inequivalent arg 'durable' for queue …". */
+function brokerReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /(?:PRECONDITION_FAILED|RESOURCE_LOCKED|NOT_FOUND) - ([^"]+)/.exec(message)?.[1] ?? message;
+}
+
+/**
+ * How the broker sees a service's queue, asked on a connection of the check's own (never the
+ * service's): undefined when it exists with every setting of serviceQueueSettings, else what differs.
+ */
+async function queueProblem(connection: ChannelModel, queue: string): Promise<string | undefined> {
+  const probe = async <T>(ask: (channel: Awaited<ReturnType<ChannelModel['createChannel']>>) => Promise<T>) => {
+    const channel = await connection.createChannel();
+    channel.on('error', () => {});
+    try {
+      return { ok: true as const, value: await ask(channel) };
+    } catch (error) {
+      return { ok: false as const, error };
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  };
+  // Passive first: a redeclare of a queue that does not exist would create it.
+  const exists = await probe((channel) => channel.checkQueue(queue));
+  if (!exists.ok) {
+    if (isAmqpError(exists.error, 404)) return `there is no queue "${queue}" on the broker`;
+    if (isAmqpError(exists.error, 405)) {
+      return `"${queue}" is exclusive to the connection that declared it: no other instance of the service can ` +
+        'consume it, and the broker deletes it (and the signups in it) when that connection closes';
+    }
+    return `the broker refused a passive declare of "${queue}": ${brokerReason(exists.error)}`;
+  }
+  const same = await probe((channel) => channel.assertQueue(queue, serviceQueueSettings(queue)));
+  if (!same.ok) {
+    const reason = brokerReason(same.error);
+    if (/'durable'/.test(reason)) return `"${queue}" is not durable: a broker restart deletes it with every signup waiting in it (${reason})`;
+    if (/'auto_delete'/.test(reason)) return `"${queue}" is auto-delete: the broker deletes it when the service's last consumer goes (${reason})`;
+    if (/x-dead-letter/.test(reason)) {
+      return `"${queue}" does not dead-letter to "${deadLetterQueueName(queue)}": declare it with the arguments ` +
+        `'x-dead-letter-exchange': '' and 'x-dead-letter-routing-key': deadLetterQueueName(queue) (${reason})`;
+    }
+    return `"${queue}" exists with other settings than durable, not exclusive, not auto-delete, classic (${reason})`;
+  }
+  const parked = await probe((channel) => channel.checkQueue(deadLetterQueueName(queue)));
+  if (!parked.ok) {
+    return `"${queue}" dead-letters to "${deadLetterQueueName(queue)}", which does not exist: the broker drops what it ` +
+      'dead-letters to a missing queue. Declare the dead-letter queue too, durable and classic';
+  }
+  return undefined;
+}
+
+/** Records what console.error prints during one test (the learner's reports of failures). */
+function recordErrors(onTestFinished: (fn: () => void) => void): string[] {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => {
+    lines.push(format(...args));
+    original(...args);
+  };
+  onTestFinished(() => {
+    console.error = original;
+  });
+  return lines;
+}
+
+/** Polls until `done` holds or the deadline passes; says which. */
+async function eventually(done: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await done()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 describe('04 rabbitmq-fanout', () => {
 
   /** A fresh exchange name for one test; the services' queues are registered for deletion too. */
   function signupExchange(rabbit: RabbitScope): string {
     const exchange = rabbit.exchange(uniqueName('signups'));
-    for (const service of [...SERVICES, 'live-feed']) rabbit.queue(serviceQueueName(exchange, service));
+    for (const service of [...SERVICES, 'live-feed']) {
+      rabbit.queue(serviceQueueName(exchange, service));
+      rabbit.queue(deadLetterQueueName(serviceQueueName(exchange, service)));
+    }
     // A solution that shares one queue between services usually names it after the exchange.
     rabbit.queue(exchange);
     return exchange;
@@ -229,5 +318,129 @@ describe('04 rabbitmq-fanout', () => {
     expect(left, `${left} message(s) went back to "${email.queue}" when the service disconnected: the malformed ` +
       'messages were neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without ' +
       `requeue: channel.nack(message, false, false) (${WHERE}/subscriber.ts)`).toBe(0);
+    const parked = await rabbit.readyMessages(deadLetterQueueName(email.queue));
+    expect(parked, `the two malformed messages were rejected, but the dead-letter queue ` +
+      `"${deadLetterQueueName(email.queue)}" holds ${parked ?? 'nothing (it does not exist)'}: they were dropped. ` +
+      `Declare the service's queue with its dead-letter arguments and the dead-letter queue itself (${WHERE}/topology.ts)`)
+      .toBe(2);
+  });
+
+  it('the broker keeps each service\'s queue durable, shared, not auto-delete and dead-lettering, and the exchange a durable fanout', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
+    const services = await Promise.all(['email', 'audit'].map((service) => subscriber(rabbit, exchange, service)));
+    // Asked on a connection of the check's own: what the broker holds, not what the learner's objects say.
+    const inspector = await rabbit.connect();
+    const type = await rabbit.exchangeMismatch(exchange, 'fanout', { durable: true });
+    expect(type, `after startSignupSubscriber, the broker's "${exchange}" exchange is not a durable fanout ` +
+      `exchange: ${type} (${WHERE}/topology.ts)`).toBeUndefined();
+    for (const [i, service] of ['email', 'audit'].entries()) {
+      const queue = services[i]!.queue;
+      expect(queue, `the ${service} service consumes "${queue}"; its queue should be named ` +
+        `serviceQueueName(exchange, '${service}') so every instance finds it (${WHERE}/topology.ts, subscriber.ts)`)
+        .toBe(serviceQueueName(exchange, service));
+      const problem = await queueProblem(inspector, queue);
+      expect(problem, `the ${service} service is running and, asked from another connection, the broker says: ` +
+        `${problem}. A service's queue must be durable, not exclusive and not auto-delete, so signups wait in it ` +
+        `across restarts of the service and of the broker, and must dead-letter what the service rejects ` +
+        `(${WHERE}/topology.ts).`).toBeUndefined();
+    }
+  });
+
+  it('a signup whose handler throws or rejects is parked in the dead-letter queue and reported, and later signups still flow', async ({ rabbit, onTestFinished }) => {
+    const exchange = signupExchange(rabbit);
+    const errors = recordErrors(onTestFinished);
+    const throws = signup('Thrown');
+    const rejects = signup('Rejected');
+    const later = [signup('Later'), signup('Last')];
+    const failures = new Map([
+      [throws.userId, 'the mail server refused the address (thrown)'],
+      [rejects.userId, 'the mail server timed out (rejected)'],
+    ]);
+    const attempts = new Map<string, number>();
+    const handled: string[] = [];
+    // Not async: the first failure is thrown before any promise exists, the second is a rejection.
+    const handler: SignupHandler = (event) => {
+      attempts.set(event.userId, (attempts.get(event.userId) ?? 0) + 1);
+      if (event.userId === throws.userId) throw new Error(failures.get(throws.userId));
+      if (event.userId === rejects.userId) return Promise.reject(new Error(failures.get(rejects.userId)));
+      handled.push(event.userId);
+      return Promise.resolve();
+    };
+    const connection = await rabbit.connect();
+    const channel = await rabbit.channel(connection);
+    const { queue } = await startSignupSubscriber(channel, { exchange, service: 'email' }, handler);
+    rabbit.queue(queue);
+    const deadLetters = rabbit.queue(deadLetterQueueName(queue));
+    await publish(rabbit, exchange, [throws, rejects, ...later]);
+
+    const tries = (event: UserSignedUp) => attempts.get(event.userId) ?? 0;
+    await vi.waitFor(() => {
+      expect(tries(throws) + tries(rejects), `no signup reached the handler (${WHERE}/subscriber.ts)`).toBeGreaterThan(0);
+      expect(handled, `after two signups whose handler failed, the later signups never reached the handler: a ` +
+        `failed signup must not stop the service (${WHERE}/subscriber.ts)`).toEqual(expect.arrayContaining(later.map((e) => e.userId)));
+    }, WAIT);
+
+    const parked = () => rabbit.readyMessages(deadLetters);
+    const hotLoop = () => tries(throws) > 2 || tries(rejects) > 2;
+    await eventually(async () => hotLoop() || (await parked()) === 2);
+    expect(hotLoop(), `the handler was called ${tries(throws)} times for the signup whose handler throws and ` +
+      `${tries(rejects)} times for the one that rejects: each failure was requeued and came straight back, to fail ` +
+      'again, as fast as the broker can deliver it. Reject a failed signup without requeue: ' +
+      `channel.nack(message, false, false) (${WHERE}/subscriber.ts)`).toBe(false);
+
+    const stillParked = await parked();
+    await closeConsumerChannel(channel);
+    const unsettled = await rabbit.readyMessages(queue);
+    expect(unsettled, `${unsettled} failed signup(s) went back to "${queue}" when the service disconnected: they were ` +
+      'neither acknowledged nor rejected. A handler may throw before it returns a promise, or its promise may ' +
+      'reject: call it inside try { await handle(event) } catch, so both end in channel.nack(message, false, false) ' +
+      `(${WHERE}/subscriber.ts)`).toBe(0);
+    if (stillParked !== 2) {
+      const problem = await queueProblem(await rabbit.connect(), queue);
+      expect(problem, `the failed signups are not in the dead-letter queue "${deadLetters}": ${problem} ` +
+        `(${WHERE}/topology.ts)`).toBeUndefined();
+    }
+    expect(stillParked, `the two signups whose handler failed should be parked in "${deadLetters}"; it holds ` +
+      `${stillParked}. The queue dead-letters what is rejected, so an acknowledged failure is simply gone: reject ` +
+      `it with channel.nack(message, false, false) instead of acking it (${WHERE}/subscriber.ts)`).toBe(2);
+
+    for (const [userId, reason] of failures) {
+      const reported = errors.some((line) => line.includes(userId) && line.includes(reason));
+      expect(reported, `the handler failed for signup ${userId} with "${reason}", and nothing printed with ` +
+        `console.error names both the signup's userId and the error: report which signup failed and why ` +
+        `(${WHERE}/subscriber.ts)`).toBe(true);
+    }
+  });
+
+  it('a service killed in the middle of a signup gets it again when it restarts, and nothing is lost', async ({ rabbit, procs }) => {
+    const exchange = signupExchange(rabbit);
+    const env = { ...serviceEnv('rabbitmq'), SIGNUP_EXCHANGE: exchange, SERVICE_NAME: 'email' };
+    // Each signup takes a minute to handle: the service is still busy with it when it is killed.
+    const first = procs.start(SLUG, 'service.ts', { env: { ...env, HANDLE_MS: '60000' }, name: 'the email service (service.ts)' });
+    const ready = await first.waitForOutput(/ready: consuming (\S+)/, 'reported it was ready');
+    const queue = rabbit.queue(ready[1]!);
+    const events = [signup('Ada'), signup('Grace')];
+    await publish(rabbit, exchange, events);
+    await first.waitForOutput(new RegExp(`handling user\\.signed-up ${events[0]!.userId}`), `started handling signup ${events[0]!.userId}`);
+    await first.kill('SIGKILL');
+
+    await vi.waitFor(async () => {
+      const back = await rabbit.readyMessages(queue);
+      expect(back, `the email service was killed while it was handling the first of ${events.length} signups, ` +
+        `before it had handled any, and the broker put ${back} back in "${queue}": the rest had already been ` +
+        'acknowledged, so they are lost. Consume with { noAck: false } and call channel.ack(message) only after the ' +
+        `handler has finished (${WHERE}/subscriber.ts)`).toBe(events.length);
+    }, WAIT);
+
+    const second = procs.start(SLUG, 'service.ts', { env: { ...env, HANDLE_MS: '0' }, name: 'the email service, restarted' });
+    for (const event of events) {
+      await second.waitForOutput(new RegExp(`handled user\\.signed-up ${event.userId}`),
+        `handled the signup ${event.userId} it was working on when it was killed`);
+    }
+    await second.stop();
+    for (const event of events) {
+      const times = second.output().split(`handled user.signed-up ${event.userId}`).length - 1;
+      expect(times, `the restarted service handled signup ${event.userId} ${times} times (${WHERE}/subscriber.ts)`).toBe(1);
+    }
   });
 });

@@ -1,9 +1,10 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
+import { format } from 'node:util';
 import { describe, expect, it, test, vi } from './support/fixtures.ts';
 import type { UploadJob } from '@lesson/05-rabbitmq-work-queues/jobs.ts';
 import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
-import { assertJobQueue } from '@lesson/05-rabbitmq-work-queues/queue.ts';
+import { assertJobQueue, deadLetterQueueName } from '@lesson/05-rabbitmq-work-queues/queue.ts';
 import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
 import { uniqueName } from './support/names.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope } from './support/rabbitmq.ts';
@@ -30,7 +31,38 @@ function uploadJobs(count: number): UploadJob[] {
 /** A promise that never settles: a job "in progress" for as long as the test needs it to be. */
 const forever = new Promise<void>(() => {});
 
-/** Like waitForOutput, but gives up as soon as the process exits (a crash at start-up, a TODO). */
+/** Everything assertJobQueue should state, as the broker compares it on a redeclare. */
+function jobQueueSettings(queue: string) {
+  return {
+    durable: true,
+    arguments: { ...CLASSIC_QUEUE, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueueName(queue) },
+  };
+}
+
+/** Records what console.error prints during one test (the worker's reports of failed jobs). */
+function recordErrors(onTestFinished: (fn: () => void) => void): string[] {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => {
+    lines.push(format(...args));
+    original(...args);
+  };
+  onTestFinished(() => {
+    console.error = original;
+  });
+  return lines;
+}
+
+/** Polls until `done` holds or the deadline passes; says which. */
+async function eventually(done: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await done()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /** The check's own way to put jobs in a queue, so worker requirements do not depend on producer.ts. */
 async function sendJobs(rabbit: RabbitScope, queue: string, jobs: readonly UploadJob[]): Promise<void> {
   const channel = await rabbit.confirmChannel();
@@ -47,6 +79,7 @@ async function producerFailure(): Promise<unknown> {
   });
   try {
     const queue = shared.queue(uniqueName('uploads'));
+    shared.queue(deadLetterQueueName(queue));
     await Promise.race([
       (async () => {
         await assertJobQueue(await shared.channel(), queue);
@@ -72,24 +105,40 @@ describe('05 rabbitmq-work-queues', () => {
     return queue;
   }
 
+  /** The same, dead-lettering into a queue of its own the way assertJobQueue should: for worker requirements about failures. */
+  async function jobQueueWithDeadLetters(rabbit: RabbitScope): Promise<{ queue: string; deadLetters: string }> {
+    const queue = rabbit.queue(uniqueName('uploads'));
+    const deadLetters = rabbit.queue(deadLetterQueueName(queue));
+    const channel = await rabbit.channel();
+    await channel.assertQueue(deadLetters, { durable: true, arguments: CLASSIC_QUEUE });
+    await channel.assertQueue(queue, jobQueueSettings(queue));
+    return { queue, deadLetters };
+  }
+
   /** Starts the learner's worker in this process, on a connection of its own. */
-  async function worker(rabbit: RabbitScope, queue: string, name: string, handle: JobHandler) {
+  async function worker(rabbit: RabbitScope, queue: string, name: string, handle: JobHandler, prefetch = 1) {
     const connection = await rabbit.connect();
     const channel = await rabbit.channel(connection);
-    await startWorker(channel, queue, handle, { prefetch: 1, name });
+    await startWorker(channel, queue, handle, { prefetch, name });
     return { connection, channel };
   }
 
   it('jobs are published to the durable queue as persistent JSON messages', async ({ rabbit }) => {
     const queue = rabbit.queue(uniqueName('uploads'));
+    rabbit.queue(deadLetterQueueName(queue));
     await assertJobQueue(await rabbit.channel(), queue);
     const jobs = uploadJobs(3);
     await publishJobs(await rabbit.confirmChannel(), queue, jobs);
 
-    const durable = await (await rabbit.channel()).assertQueue(queue, { durable: true, arguments: CLASSIC_QUEUE })
-      .then(() => undefined, (error: Error) => error.message);
-    expect(durable, `assertJobQueue should declare "${queue}" as a durable classic queue; redeclaring it that way ` +
-      `failed with: ${durable} (${WHERE}/queue.ts)`).toBeUndefined();
+    // Asked on the check's own connection: the queue as the broker holds it.
+    const durable = await (await rabbit.channel()).assertQueue(queue, jobQueueSettings(queue))
+      .then(() => undefined, (error: Error) => /PRECONDITION_FAILED - ([^"]+)/.exec(error.message)?.[1] ?? error.message);
+    expect(durable, `assertJobQueue should declare "${queue}" as a durable classic queue that dead-letters to ` +
+      `"${deadLetterQueueName(queue)}" ('x-dead-letter-exchange': '', 'x-dead-letter-routing-key': ` +
+      `deadLetterQueueName(queue)); redeclaring it that way failed with: ${durable} (${WHERE}/queue.ts)`).toBeUndefined();
+    expect(await rabbit.queueExists(deadLetterQueueName(queue)), `the job queue dead-letters to ` +
+      `"${deadLetterQueueName(queue)}", which does not exist: the broker drops what it dead-letters to a missing ` +
+      `queue. Declare the dead-letter queue too, durable and classic (${WHERE}/queue.ts)`).toBe(true);
 
     const messages = await rabbit.drain(queue);
     expect(messages.length, `publishJobs sent ${jobs.length} jobs and the queue held ${messages.length}: send each ` +
@@ -150,6 +199,7 @@ describe('05 rabbitmq-work-queues', () => {
 
   it('a worker killed mid-job has its job redelivered to another worker, flagged redelivered, and completed once', async ({ rabbit, procs }) => {
     const queue = rabbit.queue(uniqueName('uploads'));
+    rabbit.queue(deadLetterQueueName(queue));
     const env = (name: string, workMs: number) => ({ ...serviceEnv('rabbitmq'), JOB_QUEUE: queue, WORKER_NAME: name, WORK_MS: String(workMs) });
     // worker-a takes a minute per job: it will still be busy when it is killed.
     const slow = procs.start(SLUG, 'worker-main.ts', { env: env('worker-a', 60_000), name: 'worker-a (worker-main.ts)' });
@@ -218,7 +268,7 @@ describe('05 rabbitmq-work-queues', () => {
   });
 
   it('a malformed job is rejected without stopping the worker', async ({ rabbit }) => {
-    const queue = await jobQueue(rabbit);
+    const { queue, deadLetters } = await jobQueueWithDeadLetters(rabbit);
     const processed: string[] = [];
     const { channel } = await worker(rabbit, queue, 'worker-a', async (job) => void processed.push(job.jobId));
     const raw = await rabbit.confirmChannel();
@@ -238,6 +288,99 @@ describe('05 rabbitmq-work-queues', () => {
     expect(left, `${left} message(s) went back to the queue when the worker disconnected: the malformed jobs were ` +
       'neither acknowledged nor rejected, or were requeued to fail again forever. Reject them without requeue ' +
       `(${WHERE}/worker.ts)`).toBe(0);
+    expect(await rabbit.readyMessages(deadLetters), `the two malformed jobs should be in the dead-letter queue ` +
+      `"${deadLetters}" once rejected; requeued or acknowledged, they never get there (${WHERE}/worker.ts)`).toBe(2);
+  });
+
+  it('a job whose handler throws or rejects is retried once, then parked in the dead-letter queue and reported, and the other jobs go on', async ({ rabbit, onTestFinished }) => {
+    const { queue, deadLetters } = await jobQueueWithDeadLetters(rabbit);
+    const errors = recordErrors(onTestFinished);
+    const [throws, rejects, ...fine] = uploadJobs(5);
+    const failures = new Map([
+      [throws!.jobId, 'the image decoder crashed (thrown)'],
+      [rejects!.jobId, 'the thumbnail store timed out (rejected)'],
+    ]);
+    const deliveries = new Map<string, boolean[]>();
+    const processed: string[] = [];
+    // Not async: the first failure is thrown before any promise exists, the second is a rejection.
+    const handler: JobHandler = (job, { redelivered }) => {
+      deliveries.set(job.jobId, [...(deliveries.get(job.jobId) ?? []), redelivered]);
+      if (job.jobId === throws!.jobId) throw new Error(failures.get(throws!.jobId));
+      if (job.jobId === rejects!.jobId) return Promise.reject(new Error(failures.get(rejects!.jobId)));
+      processed.push(job.jobId);
+      return Promise.resolve();
+    };
+    // Prefetch 1: a failed job that is never settled holds the worker's only slot.
+    const { channel } = await worker(rabbit, queue, 'worker-a', handler);
+    await sendJobs(rabbit, queue, [throws!, rejects!, ...fine]);
+
+    const tries = (jobId: string) => deliveries.get(jobId)?.length ?? 0;
+    const hotLoop = () => tries(throws!.jobId) > 2 || tries(rejects!.jobId) > 2;
+    const hotLoopMessage = () => `the handler ran ${tries(throws!.jobId)} times for the job that throws and ` +
+      `${tries(rejects!.jobId)} times for the one that rejects: every failure was requeued and came straight ` +
+      'back, to fail again, as fast as the broker can deliver it (and, at the head of the queue, ahead of every ' +
+      'other job). Requeue a failed job only when message.fields.redelivered is false, then reject it without ' +
+      `requeue (${WHERE}/worker.ts)`;
+    await vi.waitFor(() => {
+      expect(tries(throws!.jobId), `the first job never reached the handler (${WHERE}/worker.ts)`).toBeGreaterThan(0);
+      expect(hotLoop(), hotLoopMessage()).toBe(false);
+      expect(processed, `after two jobs whose handler failed, the other jobs were never processed: the worker ` +
+        'stopped. With prefetch 1, a failed job that is neither acknowledged nor rejected keeps the only slot, and ' +
+        `the broker sends nothing more (${WHERE}/worker.ts)`).toEqual(expect.arrayContaining(fine.map((j) => j.jobId)));
+    }, WAIT);
+
+    const parked = () => rabbit.readyMessages(deadLetters);
+    await eventually(async () => hotLoop() || (await parked()) === 2);
+    expect(hotLoop(), hotLoopMessage()).toBe(false);
+    for (const job of [throws!, rejects!]) {
+      expect(deliveries.get(job.jobId), `job ${job.jobId} failed and was delivered ${tries(job.jobId)} time(s) ` +
+        `(redelivered: ${JSON.stringify(deliveries.get(job.jobId))}): a failed job gets one more attempt, requeued ` +
+        `and flagged redelivered, and is parked only when that fails too (${WHERE}/worker.ts)`).toEqual([false, true]);
+    }
+
+    const stillParked = await parked();
+    await closeConsumerChannel(channel);
+    const unsettled = await rabbit.readyMessages(queue);
+    expect(unsettled, `${unsettled} failed job(s) went back to the queue when the worker disconnected: they were ` +
+      'neither acknowledged nor rejected. A handler may throw before it returns a promise, or its promise may ' +
+      'reject: call it inside try { await handle(...) } catch, so both end in channel.nack ' +
+      `(${WHERE}/worker.ts)`).toBe(0);
+    expect(stillParked, `the two jobs whose handler failed twice should be parked in "${deadLetters}", which ` +
+      `dead-letters what the worker rejects; it holds ${stillParked}. A failed job that is acknowledged is simply ` +
+      `gone: reject it with channel.nack(message, false, false) (${WHERE}/worker.ts)`).toBe(2);
+
+    for (const [jobId, reason] of failures) {
+      const reported = errors.some((line) => line.includes(jobId) && line.includes(reason));
+      expect(reported, `the handler failed for job ${jobId} with "${reason}", and nothing printed with console.error ` +
+        `names both the jobId and the error: report which job failed and why (${WHERE}/worker.ts)`).toBe(true);
+    }
+  });
+
+  it('a worker has at most prefetch jobs in progress at once, and that many while jobs are waiting', async ({ rabbit }) => {
+    const queue = await jobQueue(rabbit);
+    const jobs = uploadJobs(9);
+    // Queued before the worker starts, so the broker can fill every slot at once.
+    await sendJobs(rabbit, queue, jobs);
+    let inProgress = 0;
+    let most = 0;
+    const processed: string[] = [];
+    await worker(rabbit, queue, 'worker-a', async (job) => {
+      inProgress += 1;
+      most = Math.max(most, inProgress);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      inProgress -= 1;
+      processed.push(job.jobId);
+    }, 3);
+
+    await vi.waitFor(() => expect(processed.length, `a worker with prefetch 3 and 300 ms jobs processed ` +
+      `${processed.length} of ${jobs.length} jobs (${WHERE}/worker.ts)`).toBe(jobs.length), { timeout: 10_000, interval: 20 });
+    expect(most, `with prefetch 3 the worker had ${most} jobs in progress at once. More than 3 means the broker ` +
+      'was told a job was done before it was (an ack before the await) or no prefetch was set, so the worker ' +
+      `takes on everything the queue holds (${WHERE}/worker.ts)`).toBeLessThanOrEqual(3);
+    expect(most, `with prefetch 3 and ${jobs.length} jobs waiting, the worker never had more than ${most} job(s) in ` +
+      'progress at once: the prefetch limit is the one the caller asked for, channel.prefetch(options.prefetch), ' +
+      `not a number of your own (${WHERE}/worker.ts)`).toBe(3);
+    expect([...processed].sort(), `every job should be processed once (${WHERE}/worker.ts)`).toEqual(jobs.map((j) => j.jobId).sort());
   });
 
   // Restarting the shared broker would break every check running beside this one.
@@ -249,6 +392,7 @@ describe('05 rabbitmq-work-queues', () => {
     const scope = new RabbitScope(() => broker.url);
     onTestFinished(() => scope.cleanup());
     const queue = scope.queue(uniqueName('uploads'));
+    scope.queue(deadLetterQueueName(queue));
     const jobs = uploadJobs(20);
     const producer = await scope.connect();
     await assertJobQueue(await scope.channel(producer), queue);

@@ -1,15 +1,17 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from './support/fixtures.ts';
-import type { OrderEvent } from '@lesson/06-rabbitmq-routing/orders.ts';
+import { orderHeaders, type OrderEvent } from '@lesson/06-rabbitmq-routing/orders.ts';
 import { OrderEventPublisher } from '@lesson/06-rabbitmq-routing/publisher.ts';
 import { declareOrderRouting, type RoutingNames } from '@lesson/06-rabbitmq-routing/routing.ts';
 import { HEADERS_BINDINGS, TOPIC_BINDINGS, type Subscriber } from '@lesson/06-rabbitmq-routing/subscribers.ts';
 import { uniqueName } from './support/names.ts';
-import { messageIds, type RabbitScope } from './support/rabbitmq.ts';
+import { CLASSIC_QUEUE, messageIds, type RabbitScope } from './support/rabbitmq.ts';
 
 const SLUG = '06-rabbitmq-routing';
 const WHERE = gradedFolder(SLUG);
+/** The one key the publisher checks' direct exchange routes. */
+const ROUTED_KEY = 'order.paid';
 const SUBSCRIBERS: Subscriber[] = ['billing', 'shipping', 'euWarehouse', 'standardDesk', 'expressDesk', 'audit', 'euExpress', 'riskReview'];
 
 /** Topic routing keys the checks publish, and who should receive each. */
@@ -177,29 +179,89 @@ describe('06 rabbitmq-routing', () => {
       `(${WHERE}/subscribers.ts).`).toEqual(expected);
   });
 
+  /**
+   * The check's own exchanges and queue for the publisher's requirements, so that they grade
+   * publisher.ts alone: a direct exchange where only order.paid is bound, and a headers exchange
+   * that takes EU express orders.
+   */
+  async function probeRouting(rabbit: RabbitScope) {
+    const channel = await rabbit.channel();
+    const direct = rabbit.exchange(uniqueName('orders-probe-direct'));
+    const headers = rabbit.exchange(uniqueName('orders-probe-headers'));
+    const queue = rabbit.queue(uniqueName('orders-probe'));
+    await channel.assertExchange(direct, 'direct', { durable: true });
+    await channel.assertExchange(headers, 'headers', { durable: true });
+    await channel.assertQueue(queue, { durable: true, arguments: CLASSIC_QUEUE });
+    await channel.bindQueue(queue, direct, ROUTED_KEY);
+    await channel.bindQueue(queue, headers, '', { 'x-match': 'all', region: 'eu', tier: 'express' });
+    return { direct, headers, queue };
+  }
+
+  it('publish() sends the event as a persistent JSON message carrying its headers', async ({ rabbit }) => {
+    const probe = await probeRouting(rabbit);
+    const publisher = new OrderEventPublisher(await rabbit.confirmChannel());
+    const event: OrderEvent = { ...orderEvent(), tier: 'express' };
+
+    const outcome = await publisher.publish(probe.headers, '', event, orderHeaders(event));
+    const [message, ...more] = await rabbit.drain(probe.queue);
+    expect(message, `publish(headersExchange, '', event, orderHeaders(event)) for an EU express order reached no ` +
+      `queue, although a headers binding { 'x-match': 'all', region: 'eu', tier: 'express' } waits for it (publish() ` +
+      `said '${outcome}'). A headers exchange reads only the message's headers: pass the headers argument as the ` +
+      `headers option of channel.publish (${WHERE}/publisher.ts).`).toBeDefined();
+    expect(more.length, `one publish() call put ${more.length + 1} messages in the queue (${WHERE}/publisher.ts)`).toBe(0);
+    expect(outcome, `the message was queued, yet publish() said '${outcome}' (${WHERE}/publisher.ts)`).toBe('routed');
+    expect(message!.properties.deliveryMode, 'order events should be persistent (delivery mode 2), so a durable ' +
+      `queue keeps them across a broker restart: pass { persistent: true } (${WHERE}/publisher.ts)`).toBe(2);
+    expect(message!.properties.contentType, `set { contentType: 'application/json' } (${WHERE}/publisher.ts)`).toBe('application/json');
+    expect(JSON.parse(message!.content.toString('utf8')), `the body should be the event as JSON: encodeOrderEvent(event) ` +
+      `(${WHERE}/publisher.ts)`).toEqual(event);
+    expect(typeof message!.properties.messageId === 'string' && message!.properties.messageId !== '', 'every message ' +
+      `should carry a messageId of its own, to pair a returned message with its publish (${WHERE}/publisher.ts)`).toBe(true);
+  });
+
   it('an unroutable message is detected with the mandatory flag instead of being silently dropped', async ({ rabbit }) => {
-    const names = await routing(rabbit);
+    const probe = await probeRouting(rabbit);
     const publisher = new OrderEventPublisher(await rabbit.confirmChannel());
 
-    const routed = await publisher.publish(names.topicExchange, 'order.placed.eu', orderEvent());
-    expect(routed, `an order.placed.eu event reaches several queues, so publish() should resolve 'routed' ` +
+    const routed = await publisher.publish(probe.direct, ROUTED_KEY, orderEvent());
+    expect(routed, `a queue is bound to ${ROUTED_KEY} on the direct exchange, so publish() should resolve 'routed' ` +
       `(${WHERE}/publisher.ts)`).toBe('routed');
 
-    const noSubscriber = await publisher.publish(names.kindExchange, 'order.placed', orderEvent());
+    const noSubscriber = await publisher.publish(probe.direct, 'order.placed', orderEvent());
     expect(noSubscriber, 'nobody is bound to order.placed on the direct exchange, so RabbitMQ discarded that ' +
       `message and publish() still said '${noSubscriber}'. Publish with { mandatory: true } and listen for the ` +
       "channel's 'return' event: the broker returns an unroutable mandatory message before it confirms it, so " +
       `once the confirm arrives you know (${WHERE}/publisher.ts)`).toBe('unroutable');
 
-    const unknownKey = await publisher.publish(names.topicExchange, 'invoice.created', orderEvent());
-    expect(unknownKey, `invoice.created matches no topic binding, and publish() said '${unknownKey}' ` +
-      `(${WHERE}/publisher.ts)`).toBe('unroutable');
-
-    const routedAgain = await publisher.publish(names.kindExchange, 'order.paid', orderEvent());
+    const routedAgain = await publisher.publish(probe.direct, ROUTED_KEY, orderEvent());
     expect(routedAgain, 'after an unroutable message, the next routable one should be reported routed: pair each ' +
       `returned message with its own publish, e.g. by messageId (${WHERE}/publisher.ts)`).toBe('routed');
 
-    const queued = await received(rabbit, names, 'billing');
-    expect(queued.length, 'the order.paid event should be in billing\'s queue').toBe(1);
+    const queued = await rabbit.drain(probe.queue);
+    expect(queued.length, `the two ${ROUTED_KEY} events should be in the queue bound to it; it held ${queued.length} ` +
+      `(${WHERE}/publisher.ts)`).toBe(2);
+  });
+
+  it('concurrent publishes each get their own outcome: a returned message is matched to the publish it belongs to', async ({ rabbit }) => {
+    const probe = await probeRouting(rabbit);
+    const publisher = new OrderEventPublisher(await rabbit.confirmChannel());
+    // Precondition: one publish at a time already tells the two apart (the requirement above).
+    const alone = await publisher.publish(probe.direct, 'order.placed', orderEvent());
+    expect(alone, `even one publish at a time, an unroutable message is reported '${alone}': see the mandatory ` +
+      `flag requirement (${WHERE}/publisher.ts)`).toBe('unroutable');
+
+    // Routable and unroutable publishes interleaved, all in flight at once on one channel.
+    const pattern = ['routed', 'unroutable', 'unroutable', 'routed', 'unroutable', 'routed', 'routed', 'unroutable', 'routed', 'unroutable'] as const;
+    const keys = pattern.map((expected, i) => (expected === 'routed' ? ROUTED_KEY : `order.unknown-${i}`));
+    const outcomes = await Promise.all(keys.map((key) => publisher.publish(probe.direct, key, orderEvent())));
+
+    const wrong = outcomes.flatMap((outcome, i) => (outcome === pattern[i] ? [] : [`publish #${i + 1} (${keys[i]}) said '${outcome}', not '${pattern[i]}'`]));
+    expect(wrong, `${keys.length} publishes were in flight at once on one channel, some routable and some not, and ` +
+      `${wrong.length} callers got another call's outcome: ${wrong.join('; ')}. State shared by all calls (one ` +
+      "'returned' flag, a 'return' listener per call that takes whichever message comes back) mixes them up. " +
+      `Remember the messageId of every returned message and let each publish look up its own (${WHERE}/publisher.ts).`)
+      .toEqual([]);
+    expect((await rabbit.drain(probe.queue)).length, `the ${pattern.filter((p) => p === 'routed').length} routable ` +
+      `publishes should each be queued once (${WHERE}/publisher.ts)`).toBe(pattern.filter((p) => p === 'routed').length);
   });
 });

@@ -18,7 +18,8 @@ export interface SubscriberConfig {
 /**
  * Subscribes a service to signups: declares the exchange and the service's own queue, then
  * consumes from that queue. A signup is acknowledged only after the handler has finished, so one
- * that arrives while the service crashes is delivered again rather than lost.
+ * that arrives while the service crashes is delivered again rather than lost; one the handler
+ * fails on is rejected into the service's dead-letter queue.
  */
 export async function startSignupSubscriber(channel: Channel, config: SubscriberConfig, handle: SignupHandler): Promise<Subscription> {
   // TODO:
@@ -34,7 +35,10 @@ async function deliver(channel: Channel, message: ConsumeMessage, handle: Signup
   // TODO: parse the body with parseSignup(message.content).
   // - Malformed: log the reason with console.error and reject it for good with
   //   channel.nack(message, false, false); requeueing it would fail again, forever.
-  // - Valid: await handle(event), then channel.ack(message). If the handler throws, log it and
-  //   nack the message, requeueing it only if it was not already redelivered (message.fields.redelivered).
+  //   The queue's dead-letter settings (topology.ts) move it to the dead-letter queue.
+  // - Valid: await handle(event), then channel.ack(message). If the handler fails (it may throw
+  //   before returning a promise, or its promise may reject), log it with console.error, naming the
+  //   signup's userId and the error, and reject it without requeue too: requeued, it would come
+  //   straight back and fail again, as fast as the broker can deliver it.
   throw new Error('TODO: deliver');
 }

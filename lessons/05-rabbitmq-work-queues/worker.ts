@@ -37,9 +37,12 @@ export async function startWorker(channel: Channel, queue: string, handle: JobHa
 
 async function work(channel: Channel, message: ConsumeMessage, handle: JobHandler, name: string): Promise<void> {
   // TODO: parse the body with parseJob(message.content).
-  // - Malformed: log the reason and reject the message for good (requeueing it would loop forever).
+  // - Malformed: log the reason and reject the message for good (requeueing it would loop forever);
+  //   the queue's dead-letter settings (queue.ts) move it to the dead-letter queue.
   // - Valid: run the handler with { redelivered: message.fields.redelivered } and acknowledge the
-  //   message only once the handler has finished. If it throws, log it and nack the message,
-  //   requeueing it only if it was not already redelivered.
+  //   message only once the handler has finished. If it fails (it may throw before returning a
+  //   promise, or its promise may reject), log it with console.error, naming the jobId and the
+  //   error, and nack the message, requeueing it only if it was not already redelivered: one retry,
+  //   then the dead-letter queue.
   throw new Error('TODO: work');
 }

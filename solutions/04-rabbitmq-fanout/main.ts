@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
+import { demoName } from './demo-names.ts';
 import { publishSignup } from './publisher.ts';
 import { assertSignupExchange } from './topology.ts';
 
 // A runnable demo: the user service announcing one signup.
 //   npx tsx lessons/04-rabbitmq-fanout/main.ts
 // Start one or more service.ts processes first (see service.ts), or stop one, publish, and start
-// it again: its queue kept the signup.
+// it again: its queue kept the signup. AMQP_URL, SIGNUP_EXCHANGE and COURSE_LEARNER work as in
+// service.ts.
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const exchange = process.env.SIGNUP_EXCHANGE ?? 'signups';
+const exchange = process.env.SIGNUP_EXCHANGE ?? demoName('signups');
 
 const connection = await connect(url);
 try {

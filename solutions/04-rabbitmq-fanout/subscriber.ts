@@ -18,7 +18,8 @@ export interface SubscriberConfig {
 /**
  * Subscribes a service to signups: declares the exchange and the service's own queue, then
  * consumes from that queue. A signup is acknowledged only after the handler has finished, so one
- * that arrives while the service crashes is delivered again rather than lost.
+ * that arrives while the service crashes is delivered again rather than lost; one the handler
+ * fails on is rejected into the service's dead-letter queue.
  */
 export async function startSignupSubscriber(channel: Channel, config: SubscriberConfig, handle: SignupHandler): Promise<Subscription> {
   await assertSignupExchange(channel, config.exchange);
@@ -41,18 +42,21 @@ export async function startSignupSubscriber(channel: Channel, config: Subscriber
 async function deliver(channel: Channel, message: ConsumeMessage, handle: SignupHandler, service: string): Promise<void> {
   const parsed = parseSignup(message.content);
   if (!parsed.ok) {
-    // Requeueing a message that can never be read would loop forever: reject it for good.
+    // Requeueing a message that can never be read would loop forever: reject it for good. The
+    // queue's dead-letter settings move it to the service's dead-letter queue.
     console.error(`[${service}] rejected a malformed signup message: ${parsed.reason}`);
     channel.nack(message, false, false);
     return;
   }
   try {
+    // Inside the try: a handler that throws before returning its promise is caught too.
     await handle(parsed.event);
   } catch (error) {
-    // One more attempt, then give up (lesson 10 sends such messages to a dead-letter queue).
-    const requeue = !message.fields.redelivered;
-    console.error(`[${service}] failed to handle signup ${parsed.event.userId}${requeue ? ', will retry once' : ''}:`, error);
-    channel.nack(message, false, requeue);
+    // Requeued, the signup would come straight back and most likely fail the same way, as fast as
+    // the broker can deliver it. Rejected without requeue, it is parked in the dead-letter queue
+    // and the service goes on with the next one (lesson 10 adds retries with delays).
+    console.error(`[${service}] failed to handle signup ${parsed.event.userId}, parked in its dead-letter queue:`, error);
+    channel.nack(message, false, false);
     return;
   }
   channel.ack(message);

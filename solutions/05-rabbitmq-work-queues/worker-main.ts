@@ -1,16 +1,23 @@
 import { connect } from 'amqplib';
+import { demoName } from './demo-names.ts';
 import { assertJobQueue } from './queue.ts';
 import { makeThumbnail } from './thumbnails.ts';
 import { startWorker } from './worker.ts';
 
 // One worker as its own process. Start as many as you like, each in its own terminal:
 //   WORKER_NAME=worker-a npx tsx lessons/05-rabbitmq-work-queues/worker-main.ts
-// then publish jobs with main.ts. WORK_MS sets how long each simulated thumbnail takes.
+// then publish jobs with main.ts. WORK_MS sets how long each simulated thumbnail takes. AMQP_URL
+// says where RabbitMQ is; the queue is <learner>.uploads.thumbnails (COURSE_LEARNER, or user@host:
+// see demo-names.ts) unless JOB_QUEUE names another.
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const queue = process.env.JOB_QUEUE ?? 'uploads.thumbnails';
+const queue = process.env.JOB_QUEUE ?? demoName('uploads.thumbnails');
 const name = process.env.WORKER_NAME ?? `worker-${process.pid}`;
 const workMs = Number(process.env.WORK_MS ?? 500);
+if (!Number.isInteger(workMs) || workMs < 0) {
+  console.error(`WORK_MS must be a whole number of milliseconds, not ${JSON.stringify(process.env.WORK_MS)}`);
+  process.exit(2);
+}
 /** One job at a time per worker: see the fair-dispatch section of the chapter. */
 const PREFETCH = 1;
 

@@ -47,17 +47,20 @@ export async function startWorker(channel: Channel, queue: string, handle: JobHa
 async function work(channel: Channel, message: ConsumeMessage, handle: JobHandler, name: string): Promise<void> {
   const parsed = parseJob(message.content);
   if (!parsed.ok) {
-    // Requeueing a message that can never be read would loop forever: reject it for good.
+    // Requeueing a message that can never be read would loop forever: reject it for good (to the
+    // dead-letter queue).
     console.error(`[${name}] rejected a malformed job: ${parsed.reason}`);
     channel.nack(message, false, false);
     return;
   }
   try {
+    // Inside the try: a handler that throws before returning its promise is caught too.
     await handle(parsed.job, { redelivered: message.fields.redelivered });
   } catch (error) {
-    // One more attempt, then give up (lesson 10 sends such jobs to a dead-letter queue).
+    // One more attempt (on whichever worker gets it next), then the dead-letter queue: requeueing
+    // every time would hand the job back at once, to fail again, forever. Lesson 10 adds delays.
     const requeue = !message.fields.redelivered;
-    console.error(`[${name}] job ${parsed.job.jobId} failed${requeue ? ', will retry once' : ''}:`, error);
+    console.error(`[${name}] job ${parsed.job.jobId} failed, ${requeue ? 'will retry once' : 'parked in the dead-letter queue'}:`, error);
     channel.nack(message, false, requeue);
     return;
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
+import { demoName } from './demo-names.ts';
 import { kindKey, orderHeaders, topicKey, type OrderEvent } from './orders.ts';
 import { OrderEventPublisher } from './publisher.ts';
 import { declareOrderRouting, type RoutingNames } from './routing.ts';
@@ -8,14 +9,16 @@ import type { Subscriber } from './subscribers.ts';
 // A runnable demo: publish a few order events on all three exchanges, then show which
 // subscriber's queue received what.
 //   npx tsx lessons/06-rabbitmq-routing/main.ts
+// Every name starts with your learner name (COURSE_LEARNER, or user@host), so demos of several
+// learners on one shared broker never meet.
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const subscribers: Subscriber[] = ['billing', 'shipping', 'euWarehouse', 'standardDesk', 'expressDesk', 'audit', 'euExpress', 'riskReview'];
 const names: RoutingNames = {
-  kindExchange: 'orders.by-kind',
-  topicExchange: 'orders.by-topic',
-  headersExchange: 'orders.by-headers',
-  queues: Object.fromEntries(subscribers.map((s) => [s, `orders-demo.${s}`])) as Record<Subscriber, string>,
+  kindExchange: demoName('orders.by-kind'),
+  topicExchange: demoName('orders.by-topic'),
+  headersExchange: demoName('orders.by-headers'),
+  queues: Object.fromEntries(subscribers.map((s) => [s, demoName(`orders-demo.${s}`)])) as Record<Subscriber, string>,
 };
 
 function order(kind: OrderEvent['kind'], region: OrderEvent['region'], extra: Partial<OrderEvent> = {}): OrderEvent {
