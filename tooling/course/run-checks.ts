@@ -52,6 +52,8 @@ export interface RunChecksOptions {
   timeoutSeconds: number;
   /** Run several check files at the same time. */
   parallel?: boolean;
+  /** Run only the requirements with these names (the others are skipped). */
+  only?: readonly string[];
   /** Called as each requirement finishes, for live output. */
   onRequirement?: (result: RequirementResult) => void;
   /** Progress lines from the test process (services starting). */
@@ -107,7 +109,12 @@ export function vitestArguments(options: RunChecksOptions): string[] {
     `--reporter=${REPORTER}`,
   ];
   if (options.junitFile) args.push('--reporter=junit', `--outputFile.junit=${options.junitFile}`);
+  if (options.only) args.push(`--testNamePattern=${options.only.map(escapeRegExp).join('|') || '^$'}`);
   return [...args, ...options.files.map((file) => relative(REPO_ROOT, file))];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /**

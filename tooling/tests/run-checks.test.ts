@@ -91,4 +91,14 @@ describe('vitestArguments', () => {
     expect(args).toContain('--project=checks');
     expect(args.some((a) => a.endsWith('ipc-reporter.ts'))).toBe(true);
   });
+
+  it('runs only the named requirements, their names matched literally', () => {
+    const only = ['a job (any job) is acked once', 'x.y* [z]'];
+    const args = vitestArguments({ files: [], targetRoot: '/x', services: [], timeoutSeconds: 1, only });
+    const pattern = new RegExp(args.find((a) => a.startsWith('--testNamePattern='))!.slice('--testNamePattern='.length));
+    expect(pattern.test('05 work queues a job (any job) is acked once')).toBe(true);
+    expect(pattern.test('x.y* [z]')).toBe(true);
+    expect(pattern.test('a job any job is acked once')).toBe(false);
+    expect(pattern.test('xay')).toBe(false);
+  });
 });
