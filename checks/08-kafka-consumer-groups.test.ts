@@ -215,6 +215,60 @@ describe.concurrent('08 kafka-consumer-groups', () => {
       `offset the group would resume from. These differ (${WHERE}/lag.ts):\n${differences.join('\n')}`).toEqual([]);
   });
 
+  it('a handler that throws or rejects is retried a bounded number of times, then reported once and committed past, and later messages are processed', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    // Offset 0 fails once, 1 always throws, 2 always rejects, 3 is fine.
+    await produce(producer, topic, spreadOver(1, 4));
+
+    const attempts = new Map<string, number>();
+    const handled: string[] = [];
+    const reported: Array<{ offset: string; error: unknown; attempts: number }> = [];
+    const worker = await startOrderWorker({
+      kafka: kafka.client('worker'),
+      topic,
+      groupId,
+      timings: { ...CHECK_GROUP_TIMINGS },
+      maxAttempts: 3,
+      handle: (_event, { offset }) => {
+        const attempt = (attempts.get(offset) ?? 0) + 1;
+        attempts.set(offset, attempt);
+        if (offset === '0' && attempt === 1) return Promise.reject(new Error('the warehouse API timed out (once)'));
+        if (offset === '1') throw new Error('no such warehouse for this order');
+        if (offset === '2') return new Promise<void>((_, reject) => setTimeout(() => reject(new Error('the label printer refused the job')), 5));
+        handled.push(offset);
+        return undefined;
+      },
+      onHandlerFailed: (error, _event, { offset }, tries) => void reported.push({ offset, error, attempts: tries }),
+    });
+    kafka.cleanup(() => worker.stop());
+
+    await vi.waitFor(() => {
+      expect(handled, kafka.withHandlerErrors(`the message after two whose handler always fails was never processed (attempts so far ` +
+        `per offset: ${JSON.stringify(Object.fromEntries(attempts))}). An error that escapes eachMessage makes kafkajs start ` +
+        'over on the same message, again and again, and the partition is stuck behind it: catch what handle() throws or ' +
+        `rejects with, retry up to maxAttempts times, then report it with onHandlerFailed and go on (${WHERE}/order-worker.ts)`)).toContain('3');
+    }, { timeout: 10_000, interval: 50 });
+
+    expect(handled[0], `the handler failed once for offset 0 and would have succeeded on a second try, but offset 0 was never ` +
+      `processed (attempts: ${attempts.get('0') ?? 0}): retry before giving up (${WHERE}/order-worker.ts)`).toBe('0');
+    for (const [offset, how] of [['1', 'throws'], ['2', 'rejects']] as const) {
+      const tries = attempts.get(offset) ?? 0;
+      expect(tries, `a handler that always ${how} was called ${tries} times for offset ${offset} with maxAttempts: 3. Try it exactly ` +
+        `maxAttempts times: fewer gives up on a passing problem, more is a loop (${WHERE}/order-worker.ts)`).toBe(3);
+      const reports = reported.filter((r) => r.offset === offset);
+      expect(reports.length, `a handler that always ${how} should be reported to onHandlerFailed once, after its last attempt; offset ` +
+        `${offset} was reported ${reports.length} times (${WHERE}/order-worker.ts)`).toBe(1);
+      expect(reports[0]!.attempts, `onHandlerFailed should be told how many attempts were made (${WHERE}/order-worker.ts)`).toBe(3);
+    }
+    await vi.waitFor(async () => {
+      const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+      expect(committed, `after the last message the committed offset should be 4: an event given up and reported is done with, ` +
+        `and committed like the others, or every restart runs into it again; it is ${committed} (${WHERE}/order-worker.ts)`).toBe(4);
+    }, { timeout: 5_000, interval: 50 });
+  });
+
   it('the autoscaler plans no more workers than partitions, because extra members sit idle', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 2);
     const groupId = kafka.groupId('fulfilment');
