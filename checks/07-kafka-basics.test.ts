@@ -1,10 +1,11 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it, vi } from './support/fixtures.ts';
-import type { Message } from 'kafkajs';
-import { MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
+import { describe, it, vi } from './support/fixtures.ts';
+import type { ExpectStatic } from 'vitest';
+import type { KafkaMessage, Message } from 'kafkajs';
+import { decodeOrderEvent, MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
 import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
-import { startInventoryConsumer, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
+import { startInventoryConsumer, type InventoryConsumerOptions, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
 import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
 import { ensureTopic } from '@lesson/07-kafka-basics/topics.ts';
 import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, type KafkaTestKit } from './support/kafka.ts';
@@ -56,21 +57,47 @@ async function connectedPublisher(kafka: KafkaTestKit, topic: string): Promise<O
   return publisher;
 }
 
-async function startConsumer(kafka: KafkaTestKit, topic: string, handle: (received: ReceivedOrderEvent) => void, onMalformed?: (error: MalformedEventError) => void) {
+/**
+ * The consumer requirements decode with the learner's codec: establish first that it decodes a
+ * correct message, so a failure there names codec.ts and not the consumer.
+ */
+function expectCodecDecodes(expect: ExpectStatic, event: OrderEvent): void {
+  let decoded: unknown;
+  try {
+    decoded = decodeOrderEvent(asDelivered(wellFormed(event, 'precondition'))).event;
+  } catch (error) {
+    throw new Error(`decodeOrderEvent threw "${error instanceof Error ? error.message : String(error)}" for a correct ` +
+      `${event.type} message (key, the three headers, a valid JSON body). The consumer cannot deliver anything until it ` +
+      `decodes (${WHERE}/codec.ts)`, { cause: error });
+  }
+  expect(decoded, `decodeOrderEvent should return { event, version, correlationId } with the event as it was published, type included (${WHERE}/codec.ts)`).toEqual(event);
+}
+
+/** A message the way kafkajs delivers it to a consumer: key, value and header values as Buffers. */
+function asDelivered(message: Message): Pick<KafkaMessage, 'key' | 'value' | 'headers'> {
+  const buffer = (value: string | Buffer | null | undefined) => (value === null || value === undefined ? null : Buffer.from(value));
+  const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, buffer(value as string)!]));
+  return { key: buffer(message.key), value: buffer(message.value), headers };
+}
+
+type ConsumerHooks = Pick<InventoryConsumerOptions, 'onMalformed' | 'onHandlerFailed' | 'maxAttempts'>;
+
+async function startConsumer(kafka: KafkaTestKit, topic: string, handle: (received: ReceivedOrderEvent) => Promise<void> | void, hooks: ConsumerHooks = {}) {
   const consumer = await startInventoryConsumer({
     kafka: kafka.client('inventory-service'),
     topic,
     groupId: kafka.groupId('inventory'),
     timings: { ...CHECK_GROUP_TIMINGS },
     handle,
-    onMalformed,
+    ...hooks,
   });
   kafka.cleanup(() => consumer.stop());
   return consumer;
 }
 
-describe('07 kafka-basics', () => {
-  it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async ({ kafka }) => {
+// Each requirement has its own topic and group; they run side by side.
+describe.concurrent('07 kafka-basics', () => {
+  it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async ({ kafka, expect }) => {
     const topic = uniqueName('orders');
     const admin = await kafka.adminFor(topic);
     kafka.cleanup(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
@@ -86,7 +113,32 @@ describe('07 kafka-basics', () => {
       `services call it on every start (${WHERE}/topics.ts)`).resolves.toBeUndefined();
   });
 
-  it('every message is keyed by its order id and carries event-type, event-version and correlation-id headers', async ({ kafka }) => {
+  it('ensureTopic rejects a topic that already exists with another partition count, naming both counts', async ({ kafka, expect }) => {
+    // Someone (or the broker's auto-create) made the topic first, with 2 partitions instead of 4.
+    const topic = await kafka.createTopic('orders', 2);
+    const admin = await kafka.adminFor(topic);
+    let rejection: unknown;
+    try {
+      await ensureTopic(admin, topic, 4);
+    } catch (error) {
+      rejection = error;
+    }
+    if (rejection !== undefined) {
+      const text = rejection instanceof Error ? rejection.message : String(rejection);
+      if (/TODO/.test(text)) throw rejection;
+      expect(text, `ensureTopic rejected, good; its message should name the partitions found (2) and the ones expected (4) ` +
+        `so whoever reads the log knows what to fix. It says: "${text}" (${WHERE}/topics.ts)`).toMatch(/\b2\b[^]*\b4\b|\b4\b[^]*\b2\b/);
+      return;
+    }
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    throw new Error(`${topic} already had 2 partitions and ensureTopic(admin, topic, 4) resolved as if the topic were fine ` +
+      `(the topic now has ${topics[0]?.partitions.length ?? 0}). createTopics resolves false for an existing topic without ` +
+      'looking at it: compare its partition count (fetchTopicMetadata) with the one requested and throw when they differ. ' +
+      'Starting on the wrong count silently means fewer consumers can share the work, and adding partitions later moves ' +
+      `keys to other partitions, breaking per-order order (${WHERE}/topics.ts).`);
+  });
+
+  it('every message is keyed by its order id and carries event-type, event-version and correlation-id headers', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 3);
     const events = [placed('order-a'), amended('order-a', 3), placed('order-b'), cancelled('order-a')];
     const publisher = await connectedPublisher(kafka, topic);
@@ -112,7 +164,7 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('all events of one order land on one partition and reach the consumer in publish order', async ({ kafka }) => {
+  it('all events of one order land on one partition and reach the consumer in publish order', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 4);
     const events = interleavedLifecycles(9, 6);
     const received: ReceivedOrderEvent[] = [];
@@ -142,15 +194,16 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('the inventory consumer group receives every event, decoded with its type, version and correlation id', async ({ kafka }) => {
+  it('the inventory consumer group receives every event, decoded with its type, version and correlation id', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 3);
     const events = interleavedLifecycles(5, 3);
+    expectCodecDecodes(expect, events[0]!);
     const producer = await kafka.producer();
     await produce(producer, topic, events.map((e) => wellFormed(e, 'checkout-9')));
 
     const received: ReceivedOrderEvent[] = [];
     const rejected: MalformedEventError[] = [];
-    await startConsumer(kafka, topic, (r) => void received.push(r), (error) => void rejected.push(error));
+    await startConsumer(kafka, topic, (r) => void received.push(r), { onMalformed: (error) => void rejected.push(error) });
 
     await vi.waitFor(() => {
       const why = rejected.length > 0
@@ -172,9 +225,10 @@ describe('07 kafka-basics', () => {
     }
   });
 
-  it('a malformed message is reported with its reason and skipped, and consumption continues', async ({ kafka }) => {
+  it('a malformed message is reported with its reason and skipped, and consumption continues', async ({ kafka, expect }) => {
     const topic = await kafka.createTopic('orders', 1);
     const good = placed('order-after-the-bad-ones');
+    expectCodecDecodes(expect, good);
     const producer = await kafka.producer();
     await produce(producer, topic, [
       { key: 'order-1', value: JSON.stringify({ type: 'order.placed', orderId: 'order-1' }) },
@@ -185,7 +239,7 @@ describe('07 kafka-basics', () => {
 
     const received: ReceivedOrderEvent[] = [];
     const reported: unknown[] = [];
-    await startConsumer(kafka, topic, (r) => void received.push(r), (error) => void reported.push(error));
+    await startConsumer(kafka, topic, (r) => void received.push(r), { onMalformed: (error) => void reported.push(error) });
 
     await vi.waitFor(() => {
       expect(received.map((r) => r.event.eventId), kafka.withHandlerErrors('the valid event after three malformed ones never ' +
@@ -201,7 +255,7 @@ describe('07 kafka-basics', () => {
       '"event-type" header').toMatch(/event-type/);
   });
 
-  it('the order service and the inventory service disconnect cleanly when they finish or are stopped', async ({ kafka, procs }) => {
+  it('the order service and the inventory service disconnect cleanly when they finish or are stopped', async ({ kafka, procs, expect }) => {
     const topic = await kafka.createTopic('orders', 3);
     const groupId = kafka.groupId('inventory');
     const env = { ...serviceEnv('kafka'), ...groupTimingsEnv(), ORDERS_TOPIC: topic, INVENTORY_GROUP: groupId, ORDER_COUNT: '2' };
@@ -228,5 +282,97 @@ describe('07 kafka-basics', () => {
     expect(stopped.signal, 'the inventory service did not handle SIGTERM (it was ended by the signal): stop the consumer, ' +
       `then exit (${WHERE}/inventory-service.ts)`).toBeNull();
     expect(stopped.code, `the inventory service should exit with code 0 after stopping. Its output:\n${inventory.output()}`).toBe(0);
+  });
+  it('a handler that awaits a random delay still gets each order\'s events in order, one message of a partition at a time', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 3);
+    const events = interleavedLifecycles(8, 4);
+    expectCodecDecodes(expect, events[0]!);
+    const producer = await kafka.producer();
+    await produce(producer, topic, events.map((e) => wellFormed(e, 'slow-handler')));
+
+    const finished: ReceivedOrderEvent[] = [];
+    const inFlight = new Map<number, number>();
+    const overlaps: string[] = [];
+    await startConsumer(kafka, topic, async (r) => {
+      const busy = (inFlight.get(r.partition) ?? 0) + 1;
+      inFlight.set(r.partition, busy);
+      if (busy > 1) overlaps.push(`${r.event.type} of ${r.event.orderId} at ${r.partition}@${r.offset} started while ${busy - 1} other message(s) of partition ${r.partition} were still being handled`);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, Math.floor(Math.random() * 15)));
+        finished.push(r);
+      } finally {
+        inFlight.set(r.partition, (inFlight.get(r.partition) ?? 1) - 1);
+      }
+    });
+
+    await vi.waitFor(() => {
+      const done = new Set(finished.map((r) => r.event.eventId)).size;
+      expect(done, kafka.withHandlerErrors(`a handler that takes a few milliseconds finished ${done} of ${events.length} events. ` +
+        `Await handle() inside eachMessage (${WHERE}/inventory-consumer.ts)`)).toBe(events.length);
+    }, { timeout: 10_000, interval: 50 });
+
+    expect(overlaps, `two messages of one partition were handled at the same time: ${overlaps[0]}. The next message of a ` +
+      'partition must wait until the handler of the previous one has finished: await handle() in eachMessage instead of ' +
+      `starting it and moving on (${WHERE}/inventory-consumer.ts)`).toEqual([]);
+    const firstFinishes = finished.filter((r, i) => finished.findIndex((other) => other.event.eventId === r.event.eventId) === i);
+    for (const orderId of new Set(events.map((e) => e.orderId))) {
+      const sent = events.filter((e) => e.orderId === orderId).map((e) => e.type);
+      const seen = firstFinishes.filter((r) => r.event.orderId === orderId).map((r) => r.event.type);
+      expect(seen, `with a handler that awaits a short delay, the events of ${orderId} finished in the order ${seen.join(', ')} ` +
+        `instead of ${sent.join(', ')}: a handler that is not awaited lets a later event overtake an earlier one ` +
+        `(${WHERE}/inventory-consumer.ts)`).toEqual(sent);
+    }
+  });
+
+  it('a handler that throws or rejects is retried a bounded number of times, then reported once and skipped, and later events still arrive', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const flaky = placed('order-flaky');
+    const throwing = placed('order-throws');
+    const rejecting = placed('order-rejects');
+    const after = placed('order-after-the-failures');
+    expectCodecDecodes(expect, after);
+    const producer = await kafka.producer();
+    await produce(producer, topic, [flaky, throwing, rejecting, after].map((e) => wellFormed(e, 'failing-handler')));
+
+    const attempts = new Map<string, number>();
+    const handled: string[] = [];
+    const reported: Array<{ orderId: string; error: unknown; attempts: number }> = [];
+    await startConsumer(kafka, topic, (r) => {
+      const orderId = r.event.orderId;
+      const attempt = (attempts.get(orderId) ?? 0) + 1;
+      attempts.set(orderId, attempt);
+      if (orderId === flaky.orderId && attempt === 1) return Promise.reject(new Error('the stock service timed out (once)'));
+      if (orderId === throwing.orderId) throw new Error('reservation rules broken for this order');
+      if (orderId === rejecting.orderId) return new Promise<void>((_, reject) => setTimeout(() => reject(new Error('the database rejected the reservation')), 5));
+      handled.push(orderId);
+      return undefined;
+    }, {
+      maxAttempts: 3,
+      onHandlerFailed: (error, r, tries) => void reported.push({ orderId: r.event.orderId, error, attempts: tries }),
+    });
+
+    await vi.waitFor(() => {
+      expect(handled, kafka.withHandlerErrors(`the event after three whose handler failed never arrived (attempts so far: ` +
+        `${JSON.stringify(Object.fromEntries(attempts))}). An error that escapes eachMessage makes kafkajs start over on ` +
+        'the same message, again and again, and the partition behind it is stuck: catch what handle() throws or rejects ' +
+        `with, retry up to maxAttempts times, then report it with onHandlerFailed and move on (${WHERE}/inventory-consumer.ts)`)).toContain(after.orderId);
+    }, { timeout: 10_000, interval: 50 });
+
+    expect(handled[0], `the handler failed once for ${flaky.orderId} and would have succeeded on a second try, but that event ` +
+      `was never handled (attempts: ${attempts.get(flaky.orderId) ?? 0}): a failure is retried before it is given up ` +
+      `(${WHERE}/inventory-consumer.ts)`).toBe(flaky.orderId);
+    for (const [failing, how] of [[throwing, 'throws'], [rejecting, 'rejects']] as const) {
+      const tries = attempts.get(failing.orderId) ?? 0;
+      expect(tries, `a handler that always ${how} was called ${tries} times for ${failing.orderId} with maxAttempts: 3. Try it ` +
+        `exactly maxAttempts times: fewer gives up on a passing problem, more is a loop (${WHERE}/inventory-consumer.ts)`).toBe(3);
+      const reports = reported.filter((r) => r.orderId === failing.orderId);
+      expect(reports.length, `a handler that always ${how} should be reported to onHandlerFailed once, after its last attempt; ` +
+        `it was reported ${reports.length} times (${WHERE}/inventory-consumer.ts)`).toBe(1);
+      expect(String((reports[0]!.error as Error)?.message), `onHandlerFailed should receive the error the handler ${how === 'throws' ? 'threw' : 'rejected with'} ` +
+        `(${WHERE}/inventory-consumer.ts)`).toMatch(how === 'throws' ? /reservation rules/ : /database rejected/);
+      expect(reports[0]!.attempts, `onHandlerFailed should be told how many attempts were made (${WHERE}/inventory-consumer.ts)`).toBe(3);
+    }
+    expect(reported.map((r) => r.orderId), `only the events whose handler failed every attempt are reported (${WHERE}/inventory-consumer.ts)`)
+      .toEqual([throwing.orderId, rejecting.orderId]);
   });
 });

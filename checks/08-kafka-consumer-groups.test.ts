@@ -4,7 +4,7 @@ import { describe, it, vi } from './support/fixtures.ts';
 import type { Message } from 'kafkajs';
 import { encodeOrderEvent } from '@lesson/08-kafka-consumer-groups/codec.ts';
 import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
-import { consumerLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
+import { consumerLag, type PartitionLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
 import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
 import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
@@ -176,18 +176,21 @@ describe.concurrent('08 kafka-consumer-groups', () => {
     expect(redone, 'worker B should continue with every message after it, none skipped').toEqual([3, 4, 5, 6, 7]);
   });
 
-  it('consumer lag per partition is the latest offset minus the committed one, or minus the earliest retained when nothing is committed', async ({ kafka, expect }) => {
-    const topic = await kafka.createTopic('orders', 4);
+  it('consumer lag per partition counts from the committed offset (0 included), or from the earliest retained offset when nothing is committed or retention has passed the commit', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 6);
     const groupId = kafka.groupId('fulfilment');
     const producer = await kafka.producer();
-    const counts = [6, 4, 0, 3];
+    const counts = [6, 4, 0, 3, 5, 6];
     await produce(producer, topic, counts.flatMap((count, partition) => Array.from({ length: count }, () => orderMessage(partition))));
     const admin = await kafka.adminFor(topic);
-    // Retention (here: an explicit delete) has removed offset 0 of partition 3. (kafkajs finds the
-    // partition leaders from metadata it has already loaded, so load it first.)
+    // Partition 4: the group committed offset 0 (it was reset to the start and has processed nothing
+    // since). Partition 5: it committed 1, then retention (here an explicit delete) removed offsets 0 to 3.
+    await commitAsGroupMember(kafka, groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }, { partition: 4, offset: '0' }, { partition: 5, offset: '1' }]);
+    // Retention (here: explicit deletes) has removed offset 0 of partition 3 and offsets 0 to 3 of
+    // partition 5. (kafkajs finds the partition leaders from metadata it has already loaded, so load it first.)
     await admin.fetchTopicMetadata({ topics: [topic] });
     await admin.deleteTopicRecords({ topic, partitions: [{ partition: 3, offset: '1' }] });
-    await commitAsGroupMember(kafka, groupId, topic, [{ partition: 0, offset: '2' }, { partition: 1, offset: '4' }]);
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 5, offset: '4' }] });
 
     const lags = await consumerLag(admin, groupId, topic);
     const expected = [
@@ -195,11 +198,75 @@ describe.concurrent('08 kafka-consumer-groups', () => {
       { partition: 1, committed: 4, earliest: 0, latest: 4, lag: 0 },
       { partition: 2, committed: null, earliest: 0, latest: 0, lag: 0 },
       { partition: 3, committed: null, earliest: 1, latest: 3, lag: 2 },
+      { partition: 4, committed: 0, earliest: 0, latest: 5, lag: 5 },
+      { partition: 5, committed: 1, earliest: 4, latest: 6, lag: 2 },
     ];
-    expect(lags, 'consumerLag should list every partition in order with its committed offset (null when the group has ' +
-      'none: fetchOffsets says -1), earliest and latest offsets (fetchTopicOffsets low and high) and the lag: latest ' +
-      'minus committed, or latest minus earliest when nothing is committed, since the group will start at the earliest ' +
-      `retained message (${WHERE}/lag.ts)`).toEqual(expected);
+    const why: Record<number, string> = {
+      0: 'latest 6 minus committed 2',
+      1: 'everything up to latest 4 is committed',
+      2: 'an empty partition with nothing committed',
+      3: 'nothing committed: the group will start at the earliest retained offset, 1',
+      4: 'committed offset 0 is a commit (the group resumes at 0), not "nothing committed": fetchOffsets says -1 for that',
+      5: 'committed 1 is older than the earliest retained offset 4: the group resumes at 4, so only 4 and 5 are left',
+    };
+    const differences = lagDifferences(lags, expected, why);
+    expect(differences, 'consumerLag should list every partition in order with its committed offset (null only when ' +
+      'fetchOffsets says -1), earliest and latest offsets (fetchTopicOffsets low and high) and the lag: latest minus the ' +
+      `offset the group would resume from. These differ (${WHERE}/lag.ts):\n${differences.join('\n')}`).toEqual([]);
+  });
+
+  it('a handler that throws or rejects is retried a bounded number of times, then reported once and committed past, and later messages are processed', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    // Offset 0 fails once, 1 always throws, 2 always rejects, 3 is fine.
+    await produce(producer, topic, spreadOver(1, 4));
+
+    const attempts = new Map<string, number>();
+    const handled: string[] = [];
+    const reported: Array<{ offset: string; error: unknown; attempts: number }> = [];
+    const worker = await startOrderWorker({
+      kafka: kafka.client('worker'),
+      topic,
+      groupId,
+      timings: { ...CHECK_GROUP_TIMINGS },
+      maxAttempts: 3,
+      handle: (_event, { offset }) => {
+        const attempt = (attempts.get(offset) ?? 0) + 1;
+        attempts.set(offset, attempt);
+        if (offset === '0' && attempt === 1) return Promise.reject(new Error('the warehouse API timed out (once)'));
+        if (offset === '1') throw new Error('no such warehouse for this order');
+        if (offset === '2') return new Promise<void>((_, reject) => setTimeout(() => reject(new Error('the label printer refused the job')), 5));
+        handled.push(offset);
+        return undefined;
+      },
+      onHandlerFailed: (error, _event, { offset }, tries) => void reported.push({ offset, error, attempts: tries }),
+    });
+    kafka.cleanup(() => worker.stop());
+
+    await vi.waitFor(() => {
+      expect(handled, kafka.withHandlerErrors(`the message after two whose handler always fails was never processed (attempts so far ` +
+        `per offset: ${JSON.stringify(Object.fromEntries(attempts))}). An error that escapes eachMessage makes kafkajs start ` +
+        'over on the same message, again and again, and the partition is stuck behind it: catch what handle() throws or ' +
+        `rejects with, retry up to maxAttempts times, then report it with onHandlerFailed and go on (${WHERE}/order-worker.ts)`)).toContain('3');
+    }, { timeout: 10_000, interval: 50 });
+
+    expect(handled[0], `the handler failed once for offset 0 and would have succeeded on a second try, but offset 0 was never ` +
+      `processed (attempts: ${attempts.get('0') ?? 0}): retry before giving up (${WHERE}/order-worker.ts)`).toBe('0');
+    for (const [offset, how] of [['1', 'throws'], ['2', 'rejects']] as const) {
+      const tries = attempts.get(offset) ?? 0;
+      expect(tries, `a handler that always ${how} was called ${tries} times for offset ${offset} with maxAttempts: 3. Try it exactly ` +
+        `maxAttempts times: fewer gives up on a passing problem, more is a loop (${WHERE}/order-worker.ts)`).toBe(3);
+      const reports = reported.filter((r) => r.offset === offset);
+      expect(reports.length, `a handler that always ${how} should be reported to onHandlerFailed once, after its last attempt; offset ` +
+        `${offset} was reported ${reports.length} times (${WHERE}/order-worker.ts)`).toBe(1);
+      expect(reports[0]!.attempts, `onHandlerFailed should be told how many attempts were made (${WHERE}/order-worker.ts)`).toBe(3);
+    }
+    await vi.waitFor(async () => {
+      const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+      expect(committed, `after the last message the committed offset should be 4: an event given up and reported is done with, ` +
+        `and committed like the others, or every restart runs into it again; it is ${committed} (${WHERE}/order-worker.ts)`).toBe(4);
+    }, { timeout: 5_000, interval: 50 });
   });
 
   it('the autoscaler plans no more workers than partitions, because extra members sit idle', async ({ kafka, expect }) => {
@@ -255,6 +322,27 @@ function afterCrash(committed: number): string {
   }
   return 'worker A should have committed offsets 0 to 2, each right after processing it, so the committed offset at the ' +
     `crash should be 3, the first message it did not finish; it is ${committed} ${where}.`;
+}
+
+/** One line per partition and field where `actual` differs from `expected`, with the reason for the expected value. */
+function lagDifferences(actual: PartitionLag[], expected: PartitionLag[], why: Record<number, string>): string[] {
+  if (!Array.isArray(actual)) return [`consumerLag returned ${JSON.stringify(actual)}, not a list of partitions`];
+  const lines: string[] = [];
+  const partitions = actual.map((p) => p?.partition);
+  const wanted = expected.map((p) => p.partition);
+  if (JSON.stringify(partitions) !== JSON.stringify(wanted)) {
+    lines.push(`partitions listed: [${partitions.join(', ')}], expected [${wanted.join(', ')}] (every partition, sorted)`);
+  }
+  for (const want of expected) {
+    const got = actual.find((p) => p?.partition === want.partition);
+    if (!got) continue;
+    for (const field of ['committed', 'earliest', 'latest', 'lag'] as const) {
+      if (!Object.is(got[field], want[field])) {
+        lines.push(`  partition ${want.partition}: ${field} is ${JSON.stringify(got[field])}, expected ${JSON.stringify(want[field])} (${why[want.partition]})`);
+      }
+    }
+  }
+  return lines;
 }
 
 /** Commits offsets for a group the way a member does: join, commit, leave. */

@@ -1,12 +1,19 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from './support/fixtures.ts';
+import type { ExpectStatic } from 'vitest';
 import { encodeMovement } from '@lesson/09-kafka-replay/codec.ts';
 import type { StockMovement } from '@lesson/09-kafka-replay/events.ts';
 import { stockChange, type StockChange } from '@lesson/09-kafka-replay/projection.ts';
 import { rebuildStockProjection, startStockProjection, type RunningProjection } from '@lesson/09-kafka-replay/projector.ts';
-import type { StockLevels, StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
-import { CHECK_GROUP_TIMINGS, produce, type KafkaTestKit } from './support/kafka.ts';
+import { FileStockReadModel, type LogPosition, type StockLevels, type StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
+import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
+import { uniqueName } from './support/names.ts';
+import type { ProcessGroup } from './support/processes.ts';
+import { serviceEnv } from './support/services.ts';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const SLUG = '09-kafka-replay';
 const WHERE = gradedFolder(SLUG);
@@ -55,21 +62,44 @@ class RecordingReadModel implements StockReadModel {
   applied = 0;
   clears = 0;
   private bySku: StockLevels = {};
+  private resumeAt = new Map<number, string>();
 
-  async adjust(sku: string, delta: number): Promise<void> {
+  async apply(sku: string, delta: number, position: LogPosition): Promise<void> {
     this.applied += 1;
     this.bySku[sku] = (this.bySku[sku] ?? 0) + delta;
+    this.resumeAt.set(position.partition, (BigInt(position.offset) + 1n).toString());
+  }
+
+  async resumeOffset(partition: number): Promise<string | undefined> {
+    return this.resumeAt.get(partition);
   }
 
   async clear(): Promise<void> {
     this.clears += 1;
     this.applied = 0;
     this.bySku = {};
+    this.resumeAt.clear();
   }
 
   async levels(): Promise<StockLevels> {
     return sorted(this.bySku);
   }
+}
+
+/**
+ * The projection requirements compare levels computed with the learner's stockChange: establish
+ * first that it is fixed, so a wrong level names projection.ts, and later failures the projector.
+ */
+function expectStockChangeFixed(expect: ExpectStatic): void {
+  const returned: StockMovement = { type: 'stock.returned', movementId: 'm-pre', sku: 'SKU-MUG', quantity: 2, at: new Date().toISOString(), orderId: 'o-pre' };
+  let change: StockChange | undefined;
+  try {
+    change = stockChange(returned);
+  } catch (error) {
+    throw new Error(`stockChange threw "${error instanceof Error ? error.message : String(error)}" for a return (${WHERE}/projection.ts)`, { cause: error });
+  }
+  expect(change, 'stockChange still takes returned goods off the shelf, so every level the projection builds is wrong, ' +
+    `however it replays: fix stockChange first (${WHERE}/projection.ts)`).toEqual({ sku: 'SKU-MUG', delta: 2 });
 }
 
 async function topicWith(kafka: KafkaTestKit, movements: StockMovement[]): Promise<string> {
@@ -101,6 +131,64 @@ async function caughtUp(kafka: KafkaTestKit, groupId: string, topic: string, fai
   }, { timeout: 6_000, interval: 50 });
 }
 
+/** The "applied <partition>:<offset>" lines a projection-service process printed. */
+function appliedPositions(output: string): string[] {
+  return [...output.matchAll(/^applied (\d+:\d+) /gm)].map((match) => match[1]!);
+}
+
+interface CrashRun {
+  before: string[];
+  after: string[];
+  crashedAt: string;
+  all: string[];
+  levels: StockLevels;
+  expected: StockLevels;
+  committedAtCrash: Map<number, number>;
+}
+
+/**
+ * Runs projection-service.ts with a crash switch until it kills itself at the 7th movement, then
+ * again without one until its read model (a file) holds every movement of the log.
+ */
+async function crashThenRestart(kafka: KafkaTestKit, procs: ProcessGroup, expect: ExpectStatic, crashSwitch: 'CRASH_BEFORE_APPLYING' | 'CRASH_AFTER_APPLYING'): Promise<CrashRun> {
+  const movements = ledger(18);
+  const topic = await topicWith(kafka, movements);
+  const groupId = kafka.groupId('stock-levels');
+  const stateFile = join(tmpdir(), `${uniqueName('stock-levels')}.json`);
+  kafka.cleanup(async () => rmSync(stateFile, { force: true }));
+  // The restarted process joins while the killed one is still a member: a short rebalance timeout
+  // lets the coordinator drop it after a second instead of waiting for its session to time out.
+  const env = { ...serviceEnv('kafka'), ...groupTimingsEnv({ rebalanceTimeout: 1_000 }), STOCK_TOPIC: topic, STOCK_GROUP: groupId, STOCK_STATE_FILE: stateFile };
+
+  const first = procs.start(SLUG, 'projection-service.ts', { env: { ...env, [crashSwitch]: '7' }, name: 'the stock projection (crashing)' });
+  kafka.cleanup(() => first.stop());
+  const exit = await exitWithin(first.exited, 20_000, () => kafka.withHandlerErrors('the projection should have reached its 7th movement ' +
+    `and been killed there (${crashSwitch}=7), but it is still running. Its output:\n${first.output()}\n(${WHERE}/projector.ts)`));
+  expect(exit.signal, `the projection should have been killed at its 7th movement; it exited with code ${exit.code}. Its output:\n` +
+    `${first.output()}\n(${WHERE}/projector.ts)`).toBe('SIGKILL');
+  const crashedAt = /^simulated crash (?:before|after) applying (\d+:\d+)/m.exec(first.output())?.[1] ?? '?';
+  const committedAtCrash = await kafka.committedOffsets(groupId, topic);
+  const before = appliedPositions(first.output());
+
+  const second = procs.start(SLUG, 'projection-service.ts', { env, name: 'the stock projection (restarted)' });
+  kafka.cleanup(() => second.stop());
+  const latest = await kafka.latestOffsets(topic);
+  await vi.waitFor(() => {
+    const { resumeAt } = FileStockReadModel.read(stateFile);
+    for (const [partition, end] of latest) {
+      if (end > 0 && resumeAt[String(partition)] !== String(end)) {
+        throw new Error(kafka.withHandlerErrors(`after the restart the read model never reached the end of partition ${partition} ` +
+          `(offset ${end}; it is at ${resumeAt[String(partition)] ?? 'nothing'}). Output of the restarted projection:\n` +
+          `${second.output()}\n(${WHERE}/projector.ts)`));
+      }
+    }
+  }, { timeout: 25_000, interval: 100 });
+  await second.stop();
+
+  const all = [...latest].flatMap(([partition, end]) => Array.from({ length: end }, (_, offset) => `${partition}:${offset}`));
+  return { before, after: appliedPositions(second.output()), crashedAt, all, levels: FileStockReadModel.read(stateFile).levels, expected: levelsOf(movements), committedAtCrash };
+}
+
 describe.concurrent('09 kafka-replay', () => {
   it('stockChange puts returned goods back on the shelf (the projection\'s bug is fixed)', async ({ expect }) => {
     const base = { movementId: 'm-1', sku: 'SKU-MUG', quantity: 3, at: new Date().toISOString() };
@@ -112,6 +200,7 @@ describe.concurrent('09 kafka-replay', () => {
   });
 
   it('a new consumer group reading from the beginning builds the full stock levels', async ({ kafka, expect }) => {
+    expectStockChangeFixed(expect);
     const movements = ledger(24);
     const topic = await topicWith(kafka, movements);
     const readModel = new RecordingReadModel();
@@ -120,10 +209,11 @@ describe.concurrent('09 kafka-replay', () => {
     await appliedAtLeast(kafka, readModel, movements.length, () => `the projection applied ${readModel.applied} of the ${movements.length} ` +
       'movements already in the log. A group with no committed offsets should start at the oldest message: subscribe ' +
       `with fromBeginning: true and apply every movement to the read model (${WHERE}/projector.ts).`);
-    expect(await readModel.levels(), `the stock levels should be what the ${movements.length} movements add up to`).toEqual(levelsOf(movements));
+    expect(await readModel.levels(), `the stock levels should be what the ${movements.length} movements add up to (${WHERE}/projector.ts)`).toEqual(levelsOf(movements));
   });
 
   it('a group with committed offsets resumes where it stopped, and rebuilding it replays the log from the start', async ({ kafka, expect }) => {
+    expectStockChangeFixed(expect);
     const movements = ledger(18);
     const topic = await topicWith(kafka, movements);
     const groupId = kafka.groupId('stock-levels');
@@ -149,7 +239,7 @@ describe.concurrent('09 kafka-replay', () => {
 
     // The rebuild: same group, its committed offsets at the end of the log.
     const readModel = new RecordingReadModel();
-    await readModel.adjust('SKU-NEW', 5);
+    await readModel.apply('SKU-NEW', 5, { partition: 0, offset: '0' });
     stopAfterwards(kafka, await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
     const all = [...movements, arrival];
     await appliedAtLeast(kafka, readModel, all.length, () => `the rebuild applied ${readModel.applied} of the ${all.length} movements in the ` +
@@ -157,10 +247,11 @@ describe.concurrent('09 kafka-replay', () => {
       'group that has none: the rebuild must move the group back itself, with consumer.seek when its partitions are ' +
       `assigned (or by resetting the group's offsets while it is stopped) (${WHERE}/projector.ts).`);
     expect(readModel.clears, `a rebuild starts from an empty read model: clear it first, or every level is counted twice (${WHERE}/projector.ts)`).toBeGreaterThan(0);
-    expect(await readModel.levels(), 'the rebuilt stock levels should be what every movement in the log adds up to').toEqual(levelsOf(all));
+    expect(await readModel.levels(), `the rebuilt stock levels should be what every movement in the log adds up to (${WHERE}/projector.ts)`).toEqual(levelsOf(all));
   });
 
   it('rebuilding from a timestamp replays only the movements from that moment on', async ({ kafka, expect }) => {
+    expectStockChangeFixed(expect);
     const movements = ledger(24);
     const topic = await topicWith(kafka, movements);
     const since = movements[15]!;
@@ -182,7 +273,7 @@ describe.concurrent('09 kafka-replay', () => {
     expect(readModel.applied, `the rebuild from ${since.at} applied ${readModel.applied} movements, but only ${replayed.length} were ` +
       'recorded at or after that moment. admin.fetchTopicOffsetsByTimestamp(topic, timestamp) gives the first offset at ' +
       `or after it on each partition: seek there (${WHERE}/projector.ts).`).toBe(replayed.length);
-    expect(await readModel.levels(), 'the levels should be what the movements since that moment add up to').toEqual(levelsOf(replayed));
+    expect(await readModel.levels(), `the levels should be what the movements since that moment add up to (${WHERE}/projector.ts)`).toEqual(levelsOf(replayed));
   });
 
   it('fixing the bug and replaying the log turns the wrong stock levels into the right ones', async ({ kafka, expect }) => {
@@ -199,14 +290,44 @@ describe.concurrent('09 kafka-replay', () => {
     await caughtUp(kafka, groupId, topic, `the projection never committed its way to the end of the log (${WHERE}/projector.ts)`);
     await release1.stop();
     const wrong = await readModel.levels();
-    expect(wrong, 'release 1 counts returns as shipments, so its levels are wrong').toEqual(levelsOf(movements, false));
+    expect(wrong, `release 1 counts returns as shipments, so its levels are wrong; they should be what the check computes for it (${WHERE}/projector.ts: apply options.change when given)`).toEqual(levelsOf(movements, false));
 
     // Release 2 has the fix: rebuild the same read model by replaying the whole log with it.
     stopAfterwards(kafka, await rebuildStockProjection({ ...options, readModel, from: 'beginning' }));
     await appliedAtLeast(kafka, readModel, movements.length, () => `after the fix, the rebuild applied ${readModel.applied} of the ` +
       `${movements.length} movements: the group's offsets are at the end of the log and must be moved back (${WHERE}/projector.ts)`);
     const truth = levelsOf(movements);
+    expectStockChangeFixed(expect);
     expect(await readModel.levels(), 'after the fix and the replay, every level should be right: the rebuild clears the ' +
-      `read model and applies every movement once with the fixed stockChange (${WHERE}/projection.ts, projector.ts)`).toEqual(truth);
+      `read model and applies every movement once with the fixed stockChange (${WHERE}/projector.ts)`).toEqual(truth);
+  });
+  it('the projection process killed after applying a movement and before committing it applies that movement no second time after a restart', async ({ kafka, procs, expect }) => {
+    expectStockChangeFixed(expect);
+    const run = await crashThenRestart(kafka, procs, expect, 'CRASH_AFTER_APPLYING');
+    expect(run.before.length, `the projection printed ${run.before.length} applied movements before its crash, expected 7 (${WHERE}/projector.ts)`).toBe(7);
+    const twice = run.after.filter((position) => run.before.includes(position));
+    expect(twice, `movement ${twice[0]} was applied before the crash (the process was killed right after it reached the read model, ` +
+      'before its offset was committed) and applied again after the restart, so its quantity is counted twice. The group ' +
+      'redelivers it, as it should: the read model records its position with every change, so skip a movement whose ' +
+      `offset is below readModel.resumeOffset(partition), and commit it (${WHERE}/projector.ts)`).toEqual([]);
+    const missing = run.all.filter((position) => !run.before.includes(position) && !run.after.includes(position));
+    expect(missing, `movements ${missing.join(', ')} were never applied, before the crash or after the restart (${WHERE}/projector.ts)`).toEqual([]);
+    expect(run.levels, `after the crash and the restart every level should be what the movements add up to (${WHERE}/projector.ts)`).toEqual(run.expected);
+  });
+
+  it('the projection process killed before a movement reaches the read model applies it after a restart: nothing is skipped', async ({ kafka, procs, expect }) => {
+    expectStockChangeFixed(expect);
+    const run = await crashThenRestart(kafka, procs, expect, 'CRASH_BEFORE_APPLYING');
+    expect(run.before.length, `the projection printed ${run.before.length} applied movements before its crash, expected 6 (${WHERE}/projector.ts)`).toBe(6);
+    const [partition, offset] = run.crashedAt.split(':').map(Number);
+    const committed = run.committedAtCrash.get(partition!) ?? -1;
+    const missing = run.all.filter((position) => !run.before.includes(position) && !run.after.includes(position));
+    expect(missing, `movement${missing.length > 1 ? 's' : ''} ${missing.join(', ')} never reached the read model: the process was killed ` +
+      `just before ${run.crashedAt} was applied${committed > offset! ? `, yet ${partition}:${committed} was already committed` : ''}, ` +
+      'so the restarted member resumed after it. Commit a movement only after readModel.apply has resolved ' +
+      `(${WHERE}/projector.ts)`).toEqual([]);
+    const twice = run.after.filter((position) => run.before.includes(position));
+    expect(twice, `movements ${twice.join(', ')} were applied before the crash and again after the restart (${WHERE}/projector.ts)`).toEqual([]);
+    expect(run.levels, `after the crash and the restart every level should be what the movements add up to (${WHERE}/projector.ts)`).toEqual(run.expected);
   });
 });

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderEvent } from './events.ts';
 import { kafkaFromEnv } from './kafka.ts';
+import { demoName } from './learner.ts';
 import { OrderEventPublisher } from './order-publisher.ts';
 import { ensureTopic } from './topics.ts';
 
 // The order service, as a short-lived job: it publishes a few orders' events and exits.
-// Run it: `npx tsx lessons/07-kafka-basics/order-service.ts` (KAFKA_BROKERS, ORDERS_TOPIC, ORDER_COUNT).
-const topic = process.env.ORDERS_TOPIC ?? 'orders';
+// Run it: `npx tsx lessons/07-kafka-basics/order-service.ts` (KAFKA_BROKERS, ORDER_COUNT). It publishes
+// to <prefix>.orders, the prefix being yours (learner.ts); ORDERS_TOPIC sets another name, exactly as given.
+const topic = demoName(process.env.ORDERS_TOPIC, 'orders');
 const orderCount = Number(process.env.ORDER_COUNT ?? 3);
 const kafka = kafkaFromEnv('order-service');
 

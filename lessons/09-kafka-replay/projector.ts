@@ -35,15 +35,20 @@ export interface PartitionOffset {
 
 /**
  * Keeps the read model up to date: resumes from the group's committed offsets, or, for a group
- * that has none, from the beginning of the log. Each movement is committed after it is applied.
+ * that has none, from the beginning of the log. Each movement is applied together with its
+ * position, skipped if the read model already has it, and committed after that.
  */
 export async function startStockProjection(options: ProjectionOptions): Promise<RunningProjection> {
   // TODO: like lesson 08's worker. A consumer in options.groupId (timings or
   // DEFAULT_GROUP_TIMINGS, allowAutoTopicCreation: false), subscribed to the topic from the
-  // beginning, auto-commit off. For each
-  // message: decodeMovement, then (options.change ?? stockChange)(movement) gives { sku, delta }
-  // for options.readModel.adjust; a MalformedEventError goes to options.onMalformed (or a
-  // console.warn). Then commit offset + 1. Return { stop } that disconnects.
+  // beginning, auto-commit off. For each message:
+  //  1. if the read model already has it (its offset is below readModel.resumeOffset(partition):
+  //     the process was killed after applying it and before committing it), do not apply it again;
+  //  2. otherwise decodeMovement, then (options.change ?? stockChange)(movement) gives
+  //     { sku, delta } for options.readModel.apply(sku, delta, { partition, offset }); a
+  //     MalformedEventError goes to options.onMalformed (or a console.warn);
+  //  3. then, and only then, commit offset + 1.
+  // Return { stop } that disconnects.
   throw new Error('TODO: startStockProjection');
 }
 

@@ -1,13 +1,15 @@
 import { groupTimingsFromEnv, kafkaFromEnv } from './kafka.ts';
+import { demoName } from './learner.ts';
 import { rebuildStockProjection, replayStartOffsets, type ReplayFrom } from './projector.ts';
 import { InMemoryStockReadModel, type StockReadModel } from './read-model.ts';
 
 // Rebuilds the stock levels by replaying the ledger, prints them and exits:
 //   npx tsx lessons/09-kafka-replay/rebuild.ts                      (from the beginning)
 //   npx tsx lessons/09-kafka-replay/rebuild.ts 2024-05-01T10:30:00Z (from that moment on)
-// STOCK_TOPIC and STOCK_GROUP name the topic and the projection's consumer group.
-const topic = process.env.STOCK_TOPIC ?? 'warehouse-movements';
-const groupId = process.env.STOCK_GROUP ?? 'stock-levels';
+// The topic and the group are <prefix>.warehouse-movements and <prefix>.stock-levels (the prefix is
+// yours: see learner.ts); STOCK_TOPIC and STOCK_GROUP set other names, exactly as given.
+const topic = demoName(process.env.STOCK_TOPIC, 'warehouse-movements');
+const groupId = demoName(process.env.STOCK_GROUP, 'stock-levels');
 const since = process.argv[2];
 if (since && Number.isNaN(Date.parse(since))) throw new Error(`"${since}" is not a date and time`);
 const from: ReplayFrom = since ? { timestamp: Date.parse(since) } : 'beginning';
@@ -35,10 +37,11 @@ const count = () => {
 };
 const levels = new InMemoryStockReadModel();
 const counting: StockReadModel = {
-  adjust: async (sku, delta) => {
-    await levels.adjust(sku, delta);
+  apply: async (sku, delta, position) => {
+    await levels.apply(sku, delta, position);
     count();
   },
+  resumeOffset: (partition) => levels.resumeOffset(partition),
   clear: () => levels.clear(),
   levels: () => levels.levels(),
 };

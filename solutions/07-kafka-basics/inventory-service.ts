@@ -1,11 +1,14 @@
 import { Reservations } from './inventory.ts';
 import { startInventoryConsumer } from './inventory-consumer.ts';
 import { groupTimingsFromEnv, kafkaFromEnv } from './kafka.ts';
+import { demoName } from './learner.ts';
 
 // The inventory service, long-running: one member of the "inventory" consumer group.
-// Run it: `npx tsx lessons/07-kafka-basics/inventory-service.ts` (KAFKA_BROKERS, ORDERS_TOPIC, INVENTORY_GROUP).
-const topic = process.env.ORDERS_TOPIC ?? 'orders';
-const groupId = process.env.INVENTORY_GROUP ?? 'inventory';
+// Run it: `npx tsx lessons/07-kafka-basics/inventory-service.ts` (KAFKA_BROKERS). It reads <prefix>.orders
+// as group <prefix>.inventory, the prefix being yours (learner.ts); ORDERS_TOPIC and INVENTORY_GROUP set
+// other names, exactly as given.
+const topic = demoName(process.env.ORDERS_TOPIC, 'orders');
+const groupId = demoName(process.env.INVENTORY_GROUP, 'inventory');
 const reservations = new Reservations();
 
 const consumer = await startInventoryConsumer({

@@ -1,11 +1,13 @@
 import { kafkaFromEnv } from './kafka.ts';
 import { consumerLag } from './lag.ts';
+import { demoName } from './learner.ts';
 import { planWorkerCount } from './scaling.ts';
 
 // Prints a group's lag per partition and how many workers the policy would run:
-//   ORDERS_TOPIC=orders WORKER_GROUP=fulfilment LAG_PER_WORKER=1000 npx tsx lessons/08-kafka-consumer-groups/lag-report.ts
-const topic = process.env.ORDERS_TOPIC ?? 'orders';
-const groupId = process.env.WORKER_GROUP ?? 'fulfilment';
+//   LAG_PER_WORKER=1000 npx tsx lessons/08-kafka-consumer-groups/lag-report.ts
+// for worker.ts's topic and group (<prefix>.orders, <prefix>.fulfilment; ORDERS_TOPIC and WORKER_GROUP set others).
+const topic = demoName(process.env.ORDERS_TOPIC, 'orders');
+const groupId = demoName(process.env.WORKER_GROUP, 'fulfilment');
 const lagPerWorker = Number(process.env.LAG_PER_WORKER ?? 1_000);
 
 const admin = kafkaFromEnv('lag-report').admin();

@@ -19,7 +19,19 @@ export interface OrderWorkerOptions {
   handle(event: OrderEvent, position: MessagePosition): Promise<void> | void;
   /** A message that is not a valid order event; it is committed and skipped. Defaults to a warning. */
   onMalformed?(error: MalformedEventError, position: MessagePosition): void;
+  /** How many times handle() is tried for one event before the event is given up (default 3). */
+  maxAttempts?: number;
+  /**
+   * Called once for an event whose handler threw or rejected on every attempt; the event is then
+   * committed and skipped, so the partition behind it keeps flowing. Defaults to a console error.
+   */
+  onHandlerFailed?(error: unknown, event: OrderEvent, position: MessagePosition, attempts: number): void;
 }
+
+/** The default number of attempts: enough for a passing hiccup, few enough not to stall the partition. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+/** The pause before the second attempt; each further attempt waits that much longer. */
+export const RETRY_DELAY_MS = 50;
 
 export interface OrderWorker {
   /** Leaves the group, so its partitions move to the other workers at once, and disconnects. */
@@ -39,6 +51,27 @@ export async function startOrderWorker(options: OrderWorkerOptions): Promise<Ord
   const { kafka, topic, groupId, handle } = options;
   const onMalformed = options.onMalformed ??
     ((error, { partition, offset }) => console.warn(`[worker] skipped ${topic}/${partition}@${offset}: ${error.message}`));
+  const onHandlerFailed = options.onHandlerFailed ??
+    ((error, event, { partition, offset }, attempts) =>
+      console.error(`[worker] gave up ${event.type} ${event.orderId} at ${topic}/${partition}@${offset} after ${attempts} attempts:`, error));
+  const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+
+  // An error that escaped eachMessage would make kafkajs start over on the same message, forever,
+  // with the partition stuck behind it: retry a few times, then report the event and go on.
+  async function handleWithRetries(event: OrderEvent, position: MessagePosition): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await handle(event, position);
+        return;
+      } catch (error) {
+        if (attempt >= maxAttempts) {
+          onHandlerFailed(error, event, position, attempt);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS * attempt));
+      }
+    }
+  }
 
   // Topics are created on purpose, with a chosen partition count, never as a side effect of subscribing.
   const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, ...(options.timings ?? DEFAULT_GROUP_TIMINGS) });
@@ -57,7 +90,7 @@ export async function startOrderWorker(options: OrderWorkerOptions): Promise<Ord
           if (!(error instanceof MalformedEventError)) throw error;
           onMalformed(error, position);
         }
-        if (event) await handle(event, position);
+        if (event) await handleWithRetries(event, position);
 
         // Only now is the message done. A crash before this line means it is delivered again
         // (a duplicate the handler must tolerate); committing earlier could lose it instead.

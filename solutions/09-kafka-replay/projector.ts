@@ -35,7 +35,8 @@ export interface PartitionOffset {
 
 /**
  * Keeps the read model up to date: resumes from the group's committed offsets, or, for a group
- * that has none, from the beginning of the log. Each movement is committed after it is applied.
+ * that has none, from the beginning of the log. Each movement is applied together with its
+ * position, skipped if the read model already has it, and committed after that.
  */
 export function startStockProjection(options: ProjectionOptions): Promise<RunningProjection> {
   return runProjection(options);
@@ -96,13 +97,22 @@ async function runProjection(options: ProjectionOptions, replayFrom?: Map<number
     await consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
-        try {
-          const { sku, delta } = change(decodeMovement(message));
-          await readModel.adjust(sku, delta);
-        } catch (error) {
-          if (!(error instanceof MalformedEventError)) throw error;
-          onMalformed(error, { partition, offset: message.offset });
+        const position = { partition, offset: message.offset };
+        // A process killed after applying a movement and before committing it gets that movement
+        // again: the read model, which records its position with every change, already holds it.
+        const resumeAt = await readModel.resumeOffset(partition);
+        const alreadyApplied = resumeAt !== undefined && BigInt(message.offset) < BigInt(resumeAt);
+        if (!alreadyApplied) {
+          try {
+            const { sku, delta } = change(decodeMovement(message));
+            await readModel.apply(sku, delta, position);
+          } catch (error) {
+            if (!(error instanceof MalformedEventError)) throw error;
+            onMalformed(error, position);
+          }
         }
+        // Committed after the read model has the movement, never before: a crash in between is
+        // then a redelivery that the check above absorbs, not a movement that is lost.
         const next = (BigInt(message.offset) + 1n).toString();
         await consumer.commitOffsets([{ topic, partition, offset: next }]);
         reached.set(partition, next);

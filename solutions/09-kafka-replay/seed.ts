@@ -3,10 +3,12 @@ import { Partitioners } from 'kafkajs';
 import { encodeMovement } from './codec.ts';
 import type { StockMovement } from './events.ts';
 import { kafkaFromEnv } from './kafka.ts';
+import { demoName } from './learner.ts';
 
 // Writes a small warehouse ledger, a movement a minute over the last hour:
-//   STOCK_TOPIC=warehouse-movements npx tsx lessons/09-kafka-replay/seed.ts
-const topic = process.env.STOCK_TOPIC ?? 'warehouse-movements';
+//   npx tsx lessons/09-kafka-replay/seed.ts
+// to <prefix>.warehouse-movements (the prefix is yours: see learner.ts; STOCK_TOPIC sets another name).
+const topic = demoName(process.env.STOCK_TOPIC, 'warehouse-movements');
 const kafka = kafkaFromEnv('warehouse-seed');
 
 const start = Date.now() - 60 * 60_000;
