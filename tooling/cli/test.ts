@@ -15,12 +15,12 @@ import { bringUpServices } from '../course/services-ui.ts';
 import { bold, dim, FAIL, indent, PASS, red } from '../course/ui.ts';
 
 const USAGE = usageText([
-  'Usage: npm test [-- --lesson NN] [-- --messages]',
-  '  Type-checks everything, runs the runner unit tests and the service smoke checks, and proves',
-  '  for every lesson that the solution passes, the starter fails and every known-wrong fixture fails.',
-  '  --lesson NN   only the proofs of one lesson (solution, starter, fixtures, fixture types)',
-  '  --messages    also prove, for lessons with several files to edit, that with exactly one file',
-  '                unsolved every failing requirement names that file',
+  'Usage: npm test [-- --lesson NN]',
+  '  Type-checks everything, runs the runner unit tests and the service smoke checks, and proves for',
+  '  every lesson that the solution passes, the starter fails, every known-wrong fixture fails, and',
+  '  (for lessons with several files to edit) that with exactly one file unsolved, every failing',
+  '  requirement names that file.',
+  '  --lesson NN   only the proofs of one lesson',
 ]);
 
 const resolvePackage = createRequire(import.meta.url).resolve;
@@ -126,7 +126,7 @@ async function messageProofs(lessons: Lesson[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const { positionals, flags } = parseArgs(process.argv.slice(2), ['lesson', 'messages', 'help']);
+  const { positionals, flags } = parseArgs(process.argv.slice(2), ['lesson', 'help']);
   if (flags.has('help')) {
     console.log(USAGE);
     return EXIT.ok;
@@ -150,7 +150,7 @@ async function main(): Promise<number> {
   await bringUpServices(services);
   if (everything) await smokeChecks();
   await lessonProofs(lessons);
-  if (flags.has('messages')) await messageProofs(lessons);
+  await messageProofs(lessons);
 
   const passed = proofs.filter((p) => p.ok).length;
   const failed = proofs.length - passed;
