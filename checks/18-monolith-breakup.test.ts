@@ -790,7 +790,8 @@ describe.concurrent('18 monolith breakup', () => {
       const exit = await stopping.process.stop(5_000);
       expect(exit.signal === null && exit.code === 0, `${stopping.instanceId} should exit 0 on SIGTERM`).toBe(true);
       expect(await etcd.leaseOf(shop.instanceKey('users', stopping.instanceId)), `a gracefully stopped instance should be gone from the registry when its process has exited: revoke its lease on SIGTERM (${at('platform/registry.ts')})`).toBeUndefined();
-      await vi.waitFor(async () => expect(await servedBy(6), `no request should go to the stopped instance`).not.toContain(stopping.instanceId), { timeout: 2_000, interval: 50 });
+      // Its key is gone already (checked above): the bound is only the time a few requests take on a busy machine.
+      await vi.waitFor(async () => expect(await servedBy(6), `no request should go to the stopped instance once its key is gone (${at('gateway/proxy.ts')})`).not.toContain(stopping.instanceId), { timeout: 6_000, interval: 50 });
 
       await killed.process.kill('SIGKILL');
       const killedAt = Date.now();
@@ -800,7 +801,7 @@ describe.concurrent('18 monolith breakup', () => {
       }, { timeout: (LEASE_TTL_SECONDS + 6) * 1000, interval: 100 });
       await vi.waitFor(async () => {
         expect(await servedBy(8), `once its key is gone, every request should go to ${survivor.instanceId} (${at('gateway/proxy.ts')})`).toEqual(Array(8).fill(survivor.instanceId));
-      }, { timeout: 3_000, interval: 100 });
+      }, { timeout: 6_000, interval: 100 });
     });
   }, 60_000);
 
