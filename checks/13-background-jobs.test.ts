@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Queue from 'bull';
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
+import { locationInGradedCode, todoMessage } from '../tooling/course/todo.ts';
 import { describe, expect, test as checkTest, vi } from './support/fixtures.ts';
 import { gradedFolder } from './support/lesson.ts';
 import { scanKeys, type RedisTestKit } from './support/redis.ts';
@@ -20,6 +21,29 @@ import type { ReportRequest, Signup } from '@lesson/13-background-jobs/requests.
 
 const SLUG = '13-background-jobs';
 const WHERE = gradedFolder(SLUG);
+
+/**
+ * The file each TODO of the starter is in, for a TODO the check sees only by its message (in a log
+ * line or a response, often without a stack); for any other TODO, the stack printed after it.
+ */
+const TODO_FILES: Record<string, string> = {
+  cappedExponentialBackoff: 'queues.ts',
+  createQueues: 'queues.ts',
+  reportJob: 'jobs.ts',
+  welcomeEmailJob: 'jobs.ts',
+  getJobStatus: 'app.ts',
+  postReport: 'app.ts',
+  postSignup: 'app.ts',
+  reportProcessor: 'processors.ts',
+  startProcessing: 'processors.ts',
+  welcomeEmailProcessor: 'processors.ts',
+};
+
+/** "TODO: name (where it is)", as the runner reports an unwritten TODO. */
+function todoError(name: string, text: string): Error {
+  const file = TODO_FILES[name];
+  return new Error(todoMessage(name, file ? `${WHERE}/${file}` : locationInGradedCode(text)));
+}
 /** Work that takes milliseconds on an idle machine: generous, since checks share two busy cores. */
 const DEADLINE = { timeout: 15_000, interval: 20 };
 const FINISHED = ['completed', 'failed'];
@@ -340,7 +364,7 @@ async function request(
   }
   const text = await response.text();
   const todo = /\bTODO: ([\w.]+)/.exec(logs());
-  if (response.status >= 500 && todo) throw new Error(`TODO: ${todo[1]}`);
+  if (response.status >= 500 && todo) throw todoError(todo[1]!, logs().slice(todo.index));
   let body: Record<string, unknown>;
   try {
     body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
@@ -602,7 +626,8 @@ describe.concurrent('13 background-jobs', () => {
     const ran = starts.get('2025-04')!;
     ensure(ran >= notBefore, `the report scheduled for notBefore ran ${notBefore - ran} ms before that moment: give the ` +
       `job a delay lasting until then, Date.parse(notBefore) - now (${WHERE}/jobs.ts)`);
-    expect(ran - notBefore, 'the scheduled report should run soon after its time').toBeLessThanOrEqual(3_000);
+    // Bound as generous as the wait above: a busy machine makes bull's promotion of delayed jobs seconds late.
+    expect(ran - notBefore, `the scheduled report should run soon after its time (${WHERE}/jobs.ts)`).toBeLessThanOrEqual(5_000);
     expect(starts.get('2025-05')! - pastPosted, 'the report scheduled in the past should run at once').toBeLessThanOrEqual(3_000);
   });
 

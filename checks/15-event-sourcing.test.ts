@@ -15,6 +15,7 @@ import {
 } from '@lesson/15-event-sourcing/event-store.ts';
 import type { AccountEvent } from '@lesson/15-event-sourcing/events.ts';
 import { loadAccount, saveSnapshot } from '@lesson/15-event-sourcing/snapshots.ts';
+import { locationInGradedCode } from '../tooling/course/todo.ts';
 import { describe, expect, test } from './support/fixtures.ts';
 import { gradedFolder } from './support/lesson.ts';
 import { Barrier, sqlState, type PgTestKit } from './support/postgres.ts';
@@ -124,7 +125,9 @@ function note(text: string, metadata?: Record<string, unknown>): NewEvent {
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = sqlState(error);
-  return `${error.name}: ${error.message}${code ? ` (SQLSTATE ${code})` : ''}`;
+  // A TODO surfacing through another function (loadAccount → readStream) is in the file that throws it.
+  const where = error.message.startsWith('TODO: ') ? locationInGradedCode(error.stack) : undefined;
+  return `${error.name}: ${error.message}${where ? ` (thrown at ${where})` : ''}${code ? ` (SQLSTATE ${code})` : ''}`;
 }
 
 async function outcomeOf<T>(work: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {

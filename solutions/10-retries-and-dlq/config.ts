@@ -36,13 +36,17 @@ export function flagFromEnv(name: string, env: NodeJS.ProcessEnv = process.env):
 }
 
 /**
- * Runs a process's main function: a configuration problem is one line and exit code 2, any other
- * failure to start its message and exit code 1, never a stack trace.
+ * Runs a process's main function: a configuration problem is one line and exit code 2, a broker
+ * that cannot be reached one line and exit code 1, and a bug its stack and exit code 1.
  */
 export function runMain(name: string, main: () => Promise<void>): void {
   main().catch((error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`${name}: ${message}`);
+    // Bad settings and an unreachable broker (a socket error has a code such as ECONNREFUSED; kafkajs
+    // names its errors KafkaJS…) are one line; a bug in the code, a TODO included, keeps its stack so
+    // that it says where it is.
+    const brokerError = error instanceof Error && ('code' in error || error.name.startsWith('KafkaJS'));
+    if (error instanceof ConfigError || brokerError) console.error(`${name}: ${(error as Error).message}`);
+    else console.error(`${name}:`, error);
     process.exit(error instanceof ConfigError ? 2 : 1);
   });
 }
