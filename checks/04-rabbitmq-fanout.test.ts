@@ -1,6 +1,5 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { format } from 'node:util';
 import type { ChannelModel } from 'amqplib';
 import { describe, expect, it, vi } from './support/fixtures.ts';
 import type { UserSignedUp } from '@lesson/04-rabbitmq-fanout/events.ts';
@@ -8,6 +7,7 @@ import { startLiveFeed } from '@lesson/04-rabbitmq-fanout/live-feed.ts';
 import { publishSignup } from '@lesson/04-rabbitmq-fanout/publisher.ts';
 import { startSignupSubscriber, type SignupHandler } from '@lesson/04-rabbitmq-fanout/subscriber.ts';
 import { assertSignupExchange, deadLetterQueueName, serviceQueueName } from '@lesson/04-rabbitmq-fanout/topology.ts';
+import { eventually, recordConsoleErrors } from './support/console.ts';
 import { uniqueName } from './support/names.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, isAmqpError, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
@@ -76,30 +76,6 @@ async function queueProblem(connection: ChannelModel, queue: string): Promise<st
       'dead-letters to a missing queue. Declare the dead-letter queue too, durable and classic';
   }
   return undefined;
-}
-
-/** Records what console.error prints during one test (the learner's reports of failures). */
-function recordErrors(onTestFinished: (fn: () => void) => void): string[] {
-  const lines: string[] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => {
-    lines.push(format(...args));
-    original(...args);
-  };
-  onTestFinished(() => {
-    console.error = original;
-  });
-  return lines;
-}
-
-/** Polls until `done` holds or the deadline passes; says which. */
-async function eventually(done: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('04 rabbitmq-fanout', () => {
@@ -348,7 +324,7 @@ describe('04 rabbitmq-fanout', () => {
 
   it('a signup whose handler throws or rejects is parked in the dead-letter queue and reported, and later signups still flow', async ({ rabbit, onTestFinished }) => {
     const exchange = signupExchange(rabbit);
-    const errors = recordErrors(onTestFinished);
+    const errors = recordConsoleErrors(onTestFinished);
     const throws = signup('Thrown');
     const rejects = signup('Rejected');
     const later = [signup('Later'), signup('Last')];

@@ -1,11 +1,11 @@
 import { gradedFolder } from './support/lesson.ts';
 import { randomUUID } from 'node:crypto';
-import { format } from 'node:util';
 import { describe, expect, it, test, vi } from './support/fixtures.ts';
 import type { UploadJob } from '@lesson/05-rabbitmq-work-queues/jobs.ts';
 import { publishJobs } from '@lesson/05-rabbitmq-work-queues/producer.ts';
 import { assertJobQueue, deadLetterQueueName } from '@lesson/05-rabbitmq-work-queues/queue.ts';
 import { startWorker, type JobHandler } from '@lesson/05-rabbitmq-work-queues/worker.ts';
+import { eventually, recordConsoleErrors } from './support/console.ts';
 import { uniqueName } from './support/names.ts';
 import { CLASSIC_QUEUE, closeConsumerChannel, RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv, serviceUrl } from './support/services.ts';
@@ -37,30 +37,6 @@ function jobQueueSettings(queue: string) {
     durable: true,
     arguments: { ...CLASSIC_QUEUE, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueueName(queue) },
   };
-}
-
-/** Records what console.error prints during one test (the worker's reports of failed jobs). */
-function recordErrors(onTestFinished: (fn: () => void) => void): string[] {
-  const lines: string[] = [];
-  const original = console.error;
-  console.error = (...args: unknown[]) => {
-    lines.push(format(...args));
-    original(...args);
-  };
-  onTestFinished(() => {
-    console.error = original;
-  });
-  return lines;
-}
-
-/** Polls until `done` holds or the deadline passes; says which. */
-async function eventually(done: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** The check's own way to put jobs in a queue, so worker requirements do not depend on producer.ts. */
@@ -294,7 +270,7 @@ describe('05 rabbitmq-work-queues', () => {
 
   it('a job whose handler throws or rejects is retried once, then parked in the dead-letter queue and reported, and the other jobs go on', async ({ rabbit, onTestFinished }) => {
     const { queue, deadLetters } = await jobQueueWithDeadLetters(rabbit);
-    const errors = recordErrors(onTestFinished);
+    const errors = recordConsoleErrors(onTestFinished);
     const [throws, rejects, ...fine] = uploadJobs(5);
     const failures = new Map([
       [throws!.jobId, 'the image decoder crashed (thrown)'],
