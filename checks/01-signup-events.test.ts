@@ -10,16 +10,23 @@ function recordingDependencies() {
   const emails: string[] = [];
   const keys: string[] = [];
   const audits: string[] = [];
+  const auditEntries: Array<{ action: string; userId: string; at: string }> = [];
   const errors: unknown[] = [];
   return {
     emails,
     keys,
     audits,
+    auditEntries,
     errors,
     deps: {
       mailer: { sendWelcomeEmail: async (to: string) => void emails.push(to) },
       keys: { issueKey: async (userId: string) => (keys.push(userId), `key-${userId}`) },
-      audit: { record: async (entry: { userId: string }) => void audits.push(entry.userId) },
+      audit: {
+        record: async (entry: { action: string; userId: string; at: string }) => {
+          audits.push(entry.userId);
+          auditEntries.push(entry);
+        },
+      },
       onError: (error: unknown) => void errors.push(error),
     },
   };
@@ -135,8 +142,10 @@ describe('01 signup-events', () => {
 
   it('the email, auth-key and audit subscribers each receive the signup', async () => {
     await requireDelivery();
-    const { deps, emails, keys, audits } = recordingDependencies();
-    const { users } = createSignupApp(deps);
+    const { deps, emails, keys, audits, auditEntries } = recordingDependencies();
+    const { bus, users } = createSignupApp(deps);
+    const announced: UserSignedUp[] = [];
+    bus.on('user.signed-up', (event) => void announced.push(event));
 
     const user = await users.signup({ email: 'grace@example.com', name: 'Grace' });
 
@@ -148,6 +157,14 @@ describe('01 signup-events', () => {
       expect(audits, `nothing was audited for ${user.id}: check subscribeAudit (${WHERE}/subscribers.ts) and that ` +
         `createSignupApp calls it (${WHERE}/app.ts)`).toEqual([user.id]);
     }, { timeout: 2_000, interval: 10 });
+    // An audit trail records what happened and when it happened, not when the subscriber got to it:
+    // an event from an hour ago shows which time the entry carries.
+    const late: UserSignedUp = { ...announced[0]!, userId: 'u-late', signedUpAt: new Date(Date.now() - 3_600_000).toISOString() };
+    bus.emit('user.signed-up', late);
+    await vi.waitFor(() => expect(audits).toContain(late.userId), { timeout: 2_000, interval: 10 });
+    expect(auditEntries.find((entry) => entry.userId === late.userId), 'the audit entry should say what happened and when it ' +
+      `happened: action 'user.signed-up' and the event's signedUpAt, not the time the subscriber ran (${WHERE}/subscribers.ts)`)
+      .toEqual({ action: 'user.signed-up', userId: late.userId, at: late.signedUpAt });
   });
 
   it('a new subscriber on the bus receives signups without any change to UserService', async () => {
@@ -337,5 +354,20 @@ describe('01 signup-events', () => {
 
     expect(seen, `the function returned by bus.on() should remove the handler (${WHERE}/event-bus.ts)`)
       .toEqual(['one@example.com']);
+
+    // Removed means gone from the bus, not only silent: a handler left registered is a leak.
+    const before = bus.listenerCount('user.signed-up');
+    const again = bus.on('user.signed-up', () => {});
+    again();
+    expect(bus.listenerCount('user.signed-up'), 'after unsubscribing, the bus still holds the handler\'s listener: ' +
+      `remove it from the emitter instead of only ignoring it (${WHERE}/event-bus.ts)`).toBe(before);
+
+    const early: string[] = [];
+    const cancel = bus.once('user.signed-up', (event) => void early.push(event.email));
+    cancel();
+    await users.signup({ email: 'three@example.com', name: 'Three' }, { waitForSubscribers: true });
+    expect(early, 'a once() handler unsubscribed before any signup still fired: the function once() returns must remove ' +
+      `the listener once() registered, the wrapped one (${WHERE}/event-bus.ts)`).toEqual([]);
+    expect(bus.listenerCount('user.signed-up'), `the cancelled once() handler is still on the bus (${WHERE}/event-bus.ts)`).toBe(before);
   });
 });
