@@ -9,7 +9,7 @@ export default defineConfig({
   },
   test: {
     include: ['checks/*.test.ts'],
-    setupFiles: ['checks/support/journal.ts', 'tooling/mutate/mutant-for-child-processes.ts'],
+    setupFiles: ['checks/support/journal.ts', 'tooling/mutate/activate-mutant.ts'],
     globalSetup: ['checks/support/global-setup.ts'],
     testTimeout: 20_000,
     hookTimeout: 30_000,
