@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from './support/fixtures.ts';
 import type { ExpectStatic } from 'vitest';
 import { encodeMovement } from '@lesson/09-kafka-replay/codec.ts';
-import type { StockMovement } from '@lesson/09-kafka-replay/events.ts';
+import { EVENT_HEADERS, MOVEMENT_VERSION, type StockMovement } from '@lesson/09-kafka-replay/events.ts';
 import { stockChange, type StockChange } from '@lesson/09-kafka-replay/projection.ts';
 import { rebuildStockProjection, startStockProjection, type RunningProjection } from '@lesson/09-kafka-replay/projector.ts';
 import { FileStockReadModel, type LogPosition, type StockLevels, type StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
@@ -83,6 +83,25 @@ class RecordingReadModel implements StockReadModel {
 
   async levels(): Promise<StockLevels> {
     return sorted(this.bySku);
+  }
+}
+
+/** A read model whose store is down for its `failingWrite`-th write (counted from 1), and up again after it. */
+class StoreDownOnceReadModel extends RecordingReadModel {
+  private writes = 0;
+  failedAt: string | undefined;
+
+  constructor(private readonly failingWrite: number) {
+    super();
+  }
+
+  override async apply(sku: string, delta: number, position: LogPosition): Promise<void> {
+    this.writes += 1;
+    if (this.writes === this.failingWrite) {
+      this.failedAt = `${position.partition}:${position.offset}`;
+      throw new Error('the stock store did not answer (connection reset)');
+    }
+    await super.apply(sku, delta, position);
   }
 }
 
@@ -301,6 +320,55 @@ describe.concurrent('09 kafka-replay', () => {
     expect(await readModel.levels(), 'after the fix and the replay, every level should be right: the rebuild clears the ' +
       `read model and applies every movement once with the fixed stockChange (${WHERE}/projector.ts)`).toEqual(truth);
   });
+  it('a malformed movement is reported with its position and skipped: the movements after it are applied and committed', async ({ kafka, expect }) => {
+    expectStockChangeFixed(expect);
+    const movements = ledger(12);
+    const topic = await topicWith(kafka, movements.slice(0, 6));
+    const producer = await kafka.producer();
+    // An event type this projection does not know, keyed like the others: it sits in the middle of SKU-MUG's partition.
+    const [malformed] = await producer.send({ topic, acks: -1, messages: [{
+      key: 'SKU-MUG',
+      value: JSON.stringify({ movementId: randomUUID(), sku: 'SKU-MUG', quantity: 7, at: new Date().toISOString() }),
+      headers: { [EVENT_HEADERS.type]: 'stock.teleported', [EVENT_HEADERS.version]: String(MOVEMENT_VERSION) },
+    }] });
+    const at = `${malformed!.partition}:${malformed!.baseOffset}`;
+    await produce(producer, topic, movements.slice(6).map(encodeMovement));
+    const groupId = kafka.groupId('stock-levels');
+    const reported: string[] = [];
+    const readModel = new RecordingReadModel();
+    stopAfterwards(kafka, await startStockProjection({
+      kafka: kafka.client('stock-levels'), topic, groupId, readModel, timings: { ...CHECK_GROUP_TIMINGS },
+      onMalformed: (_error, position) => { reported.push(`${position.partition}:${position.offset}`); },
+    }));
+
+    await caughtUp(kafka, groupId, topic, `the projection never got past the malformed movement at ${at} (its type is ` +
+      '"stock.teleported"): decodeMovement throws a MalformedEventError for it, and no retry can ever fix it, so a ' +
+      'projection that lets it escape eachMessage is stuck on that partition for ever. Report it to options.onMalformed, ' +
+      `skip it and commit its offset (${WHERE}/projector.ts)`);
+    expect(reported, `the malformed movement at ${at} was skipped without a word: pass the MalformedEventError and its ` +
+      `position to options.onMalformed, so someone can look at it (${WHERE}/projector.ts)`).toEqual([at]);
+    expect(await readModel.levels(), `the levels should be what the 12 valid movements add up to, the malformed one left out (${WHERE}/projector.ts)`)
+      .toEqual(levelsOf(movements));
+  });
+
+  it('a read model write that fails is retried, not skipped: the movement is applied once the store answers again', async ({ kafka, expect }) => {
+    expectStockChangeFixed(expect);
+    const movements = ledger(12);
+    const topic = await topicWith(kafka, movements);
+    const groupId = kafka.groupId('stock-levels');
+    const readModel = new StoreDownOnceReadModel(5);
+    stopAfterwards(kafka, await startStockProjection({ kafka: kafka.client('stock-levels'), topic, groupId, readModel, timings: { ...CHECK_GROUP_TIMINGS } }));
+
+    await caughtUp(kafka, groupId, topic, `the projection never committed its way to the end of the log after one write to ` +
+      `the read model failed (${readModel.failedAt ?? 'no write failed'}). An error that is not a MalformedEventError should ` +
+      `leave eachMessage, so that kafkajs delivers the movement again (${WHERE}/projector.ts)`);
+    expect(readModel.failedAt, 'the read model was written to fewer than 5 times, so no write failed').toBeDefined();
+    expect(await readModel.levels(), `the write of movement ${readModel.failedAt} failed once (the store was down for a moment) ` +
+      'and the movement was never applied, yet its offset was committed: it is lost for good. Only a MalformedEventError ' +
+      'may be skipped; let any other error leave eachMessage, so that kafkajs retries the movement and the commit waits ' +
+      `for it (${WHERE}/projector.ts)`).toEqual(levelsOf(movements));
+  });
+
   it('the projection process killed after applying a movement and before committing it applies that movement no second time after a restart', async ({ kafka, procs, expect }) => {
     expectStockChangeFixed(expect);
     const run = await crashThenRestart(kafka, procs, expect, 'CRASH_AFTER_APPLYING');
