@@ -42,8 +42,13 @@ function strykerOptions(lesson: Lesson): PartialStrykerOptions {
     concurrency: CONCURRENCY,
     timeoutMS: lesson.timeoutSeconds * 1000,
     timeoutFactor: 2,
-    tempDirName: relative(REPO_ROOT, join(STATE_DIR, 'stryker-tmp')),
+    // One folder per lesson, so runs of two lessons side by side never clean up each other's sandboxes.
+    tempDirName: relative(REPO_ROOT, join(STATE_DIR, 'stryker-tmp', lesson.slug)),
     cleanTempDir: 'always',
+    // The sandboxes sit inside the repository, so Node finds its node_modules by walking up. Linking
+    // them in would make Stryker search the whole tree for node_modules folders first, the services'
+    // data in .course included, where a topic Kafka deletes meanwhile ends the run with ENOENT.
+    symlinkNodeModules: false,
     ignorePatterns: ['.course', '.ci', 'docs', 'lessons', 'coverage', 'reports'],
     reporters: ['html', 'json', 'progress'],
     htmlReporter: { fileName: relative(REPO_ROOT, join(REPORTS_DIR, `${lesson.slug}.html`)) },
