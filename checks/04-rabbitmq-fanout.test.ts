@@ -75,6 +75,11 @@ async function queueProblem(connection: ChannelModel, queue: string): Promise<st
     return `"${queue}" dead-letters to "${deadLetterQueueName(queue)}", which does not exist: the broker drops what it ` +
       'dead-letters to a missing queue. Declare the dead-letter queue too, durable and classic';
   }
+  const durableParking = await probe((channel) => channel.assertQueue(deadLetterQueueName(queue), { durable: true, arguments: CLASSIC_QUEUE }));
+  if (!durableParking.ok) {
+    return `the dead-letter queue "${deadLetterQueueName(queue)}" is not a durable classic queue ` +
+      `(${brokerReason(durableParking.error)}): a broker restart deletes it with every signup parked in it`;
+  }
   return undefined;
 }
 

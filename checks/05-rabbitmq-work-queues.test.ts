@@ -107,14 +107,17 @@ describe('05 rabbitmq-work-queues', () => {
     await publishJobs(await rabbit.confirmChannel(), queue, jobs);
 
     // Asked on the check's own connection: the queue as the broker holds it.
-    const durable = await (await rabbit.channel()).assertQueue(queue, jobQueueSettings(queue))
-      .then(() => undefined, (error: Error) => /PRECONDITION_FAILED - ([^"]+)/.exec(error.message)?.[1] ?? error.message);
+    const durable = await rabbit.queueMismatch(queue, jobQueueSettings(queue));
     expect(durable, `assertJobQueue should declare "${queue}" as a durable classic queue that dead-letters to ` +
       `"${deadLetterQueueName(queue)}" ('x-dead-letter-exchange': '', 'x-dead-letter-routing-key': ` +
       `deadLetterQueueName(queue)); redeclaring it that way failed with: ${durable} (${WHERE}/queue.ts)`).toBeUndefined();
     expect(await rabbit.queueExists(deadLetterQueueName(queue)), `the job queue dead-letters to ` +
       `"${deadLetterQueueName(queue)}", which does not exist: the broker drops what it dead-letters to a missing ` +
       `queue. Declare the dead-letter queue too, durable and classic (${WHERE}/queue.ts)`).toBe(true);
+    const parked = await rabbit.queueMismatch(deadLetterQueueName(queue), { durable: true, arguments: CLASSIC_QUEUE });
+    expect(parked, `the dead-letter queue "${deadLetterQueueName(queue)}" should be durable and classic, like the job ` +
+      `queue; redeclaring it that way failed with: ${parked}. A dead-letter queue that is not durable loses every ` +
+      `parked job when the broker restarts (${WHERE}/queue.ts)`).toBeUndefined();
 
     const messages = await rabbit.drain(queue);
     expect(messages.length, `publishJobs sent ${jobs.length} jobs and the queue held ${messages.length}: send each ` +
@@ -153,7 +156,7 @@ describe('05 rabbitmq-work-queues', () => {
   it('a job is acknowledged only after its work is done', async ({ rabbit }) => {
     const queue = await jobQueue(rabbit);
     const started: string[] = [];
-    const { connection } = await worker(rabbit, queue, 'worker-a', async (job) => {
+    const { connection, channel } = await worker(rabbit, queue, 'worker-a', async (job) => {
       started.push(job.jobId);
       await forever;
     });
@@ -162,6 +165,10 @@ describe('05 rabbitmq-work-queues', () => {
     await vi.waitFor(() => expect(started, `the worker never started job ${job!.jobId} (${WHERE}/worker.ts)`)
       .toContain(job!.jobId), WAIT);
 
+    // A round trip on the worker's channel first: the broker handles a channel's frames in order, so
+    // an ack the worker sent before it is settled. Closing at once could overtake that ack (amqplib
+    // interleaves the frames of a connection's channels), and the job would come back as if unacked.
+    await channel.checkQueue(queue);
     // The worker disappears while the job is in progress.
     await connection.close();
     await vi.waitFor(async () => expect(await rabbit.readyMessages(queue), `job ${job!.jobId} was still in ` +

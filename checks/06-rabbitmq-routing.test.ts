@@ -92,6 +92,24 @@ describe('06 rabbitmq-routing', () => {
       `Declare it with channel.assertExchange(name, '${type}', { durable: true }) (${WHERE}/routing.ts).`).toBeUndefined();
   }
 
+  it('the broker keeps the three exchanges durable, each of its type, and every subscriber\'s queue durable', async ({ rabbit, expect }) => {
+    const names = await routing(rabbit);
+    const exchanges = [[names.kindExchange, 'direct'], [names.topicExchange, 'topic'], [names.headersExchange, 'headers']] as const;
+    for (const [exchange, type] of exchanges) {
+      const mismatch = await rabbit.exchangeMismatch(exchange, type, { durable: true });
+      expect(mismatch, `after declareOrderRouting, the broker's "${exchange}" is not a durable ${type} exchange: ${mismatch}. ` +
+        'An exchange that is not durable is gone after a broker restart, with every binding on it, and publishes to it ' +
+        `fail until some service declares it again (${WHERE}/routing.ts)`).toBeUndefined();
+    }
+    for (const subscriber of SUBSCRIBERS) {
+      const queue = names.queues[subscriber];
+      const mismatch = await rabbit.queueMismatch(queue, { durable: true, arguments: CLASSIC_QUEUE });
+      expect(mismatch, `after declareOrderRouting, ${subscriber}'s queue "${queue}" is not a durable classic queue, ` +
+        `asked from another connection: ${mismatch}. A queue that is not durable loses its orders, and itself, when ` +
+        `the broker restarts (${WHERE}/routing.ts)`).toBeUndefined();
+    }
+  });
+
   it('a direct exchange delivers only on an exact routing key match', async ({ rabbit }) => {
     const names = await routing(rabbit);
     await publishKeys(rabbit, names.kindExchange, ['order.placed', 'order.paid', 'order.refunded', 'order.paid.eu', 'order.*', 'ORDER.PAID']);

@@ -1,4 +1,4 @@
-import { connect, type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type GetMessage, type Options } from 'amqplib';
 
 /**
  * RabbitMQ plumbing for checks: connections and channels that never crash the test process on a
@@ -83,6 +83,25 @@ export class RabbitScope {
       const message = error instanceof Error ? error.message : String(error);
       // "… 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg 'type' …"": keep the reason.
       return /PRECONDITION_FAILED - ([^"]+)/.exec(message)?.[1] ?? message;
+    } finally {
+      await closeQuietly(channel);
+    }
+  }
+
+  /**
+   * Redeclares an existing queue with the settings it should have: undefined when they match, else
+   * the broker's refusal ("inequivalent arg 'durable' …"), or why it could not be asked. Passive
+   * first, since redeclaring a missing queue would create it.
+   */
+  async queueMismatch(queue: string, options: Options.AssertQueue): Promise<string | undefined> {
+    if (!(await this.queueExists(queue))) return `there is no queue "${queue}"`;
+    const channel = await this.channel();
+    try {
+      await channel.assertQueue(queue, options);
+      return undefined;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return /(?:PRECONDITION_FAILED|RESOURCE_LOCKED) - ([^"]+)/.exec(message)?.[1] ?? message;
     } finally {
       await closeQuietly(channel);
     }
