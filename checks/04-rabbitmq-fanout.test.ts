@@ -278,6 +278,62 @@ describe('04 rabbitmq-fanout', () => {
       .not.toContain(whileClosed.userId);
   });
 
+  it('two live feeds open at once each receive every signup, on a queue of their own that no other connection may read', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
+    await assertSignupExchange(await rabbit.channel(), exchange);
+    const feeds: Array<{ queue: string; seen: string[] }> = [];
+    for (const tab of ['the first dashboard tab', 'the second dashboard tab']) {
+      const seen: string[] = [];
+      const channel = await rabbit.channel(await rabbit.connect());
+      const feed = await startLiveFeed(channel, exchange, (e) => void seen.push(e.userId)).catch((error: unknown) => {
+        throw new Error(`${tab} could not start its live feed while ${feeds.length} other was open: ${brokerReason(error)}. ` +
+          "Every open feed needs a queue of its own: assertQueue('') lets the broker pick a unique name " +
+          `(${WHERE}/live-feed.ts)`, { cause: error });
+      });
+      rabbit.queue(feed.queue);
+      feeds.push({ queue: feed.queue, seen });
+    }
+    const [first, second] = feeds as [typeof feeds[0], typeof feeds[0]];
+    expect(second.queue, `both live feeds consume "${first.queue}", so they split the signups between them instead ` +
+      `of each showing all of them: let the broker name each feed's queue (assertQueue('')) (${WHERE}/live-feed.ts)`).not.toBe(first.queue);
+
+    const events = [signup('Barbara'), signup('Frances')];
+    await publish(rabbit, exchange, events);
+    await vi.waitFor(() => {
+      for (const [i, feed] of feeds.entries()) {
+        expect(feed.seen, `live feed ${i + 1} of 2 should show every signup published while it is open ` +
+          `(${WHERE}/live-feed.ts)`).toEqual(events.map((e) => e.userId));
+      }
+    }, WAIT);
+
+    // A connection of the check's own: an exclusive queue belongs to the connection that declared it.
+    const outsider = await rabbit.channel();
+    const access = await outsider.checkQueue(first.queue).then(() => 'allowed', (error: unknown) =>
+      isAmqpError(error, 405) ? 'refused' : brokerReason(error));
+    expect(access, `another connection could open the live feed's queue "${first.queue}" (the broker said: ${access}). ` +
+      'A live view is private: declare its queue exclusive, so only its own connection may use it and the broker ' +
+      `deletes it with that connection (${WHERE}/live-feed.ts)`).toBe('refused');
+  });
+
+  it('a live feed skips a malformed message and goes on with later signups', async ({ rabbit }) => {
+    const exchange = signupExchange(rabbit);
+    await assertSignupExchange(await rabbit.channel(), exchange);
+    const seen: unknown[] = [];
+    const feed = await startLiveFeed(await rabbit.channel(await rabbit.connect()), exchange, (e) => void seen.push(e));
+    rabbit.queue(feed.queue);
+    const raw = await rabbit.confirmChannel();
+    raw.publish(exchange, '', Buffer.from(JSON.stringify({ userId: 42, email: null })), { contentType: 'application/json' });
+    await raw.waitForConfirms();
+    const valid = signup('Mary');
+    await publish(rabbit, exchange, [valid]);
+
+    await vi.waitFor(() => expect(seen.length, `a signup published after a malformed message never reached the live ` +
+      `feed (${WHERE}/live-feed.ts)`).toBeGreaterThan(0), WAIT);
+    await vi.waitFor(() => expect(seen, 'the live feed handed onSignup something that is not a signup, ' +
+      `${JSON.stringify(seen[0])}: read every message with parseSignup and pass on only what it accepts, logging ` +
+      `the rest (${WHERE}/live-feed.ts)`).toEqual([valid]), WAIT);
+  });
+
   it('a malformed signup message is rejected without stopping the service', async ({ rabbit }) => {
     const exchange = signupExchange(rabbit);
     const email = await subscriber(rabbit, exchange, 'email');
