@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from './support/fixtures.ts';
 import type { Message } from 'kafkajs';
 import { encodeOrderEvent } from '@lesson/08-kafka-consumer-groups/codec.ts';
-import type { OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
+import { EVENT_HEADERS, type OrderEvent } from '@lesson/08-kafka-consumer-groups/events.ts';
 import { consumerLag, type PartitionLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
 import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
@@ -266,6 +266,47 @@ describe.concurrent('08 kafka-consumer-groups', () => {
       const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
       expect(committed, `after the last message the committed offset should be 4: an event given up and reported is done with, ` +
         `and committed like the others, or every restart runs into it again; it is ${committed} (${WHERE}/order-worker.ts)`).toBe(4);
+    }, { timeout: 5_000, interval: 50 });
+  });
+
+  it('a malformed message is reported with its position, never handed to the handler, and committed past', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    const groupId = kafka.groupId('fulfilment');
+    const producer = await kafka.producer();
+    const [before, after] = [orderMessage(0), orderMessage(0)];
+    // Offset 1: a version this worker does not read; offset 2: a body that is not JSON.
+    const newer = { ...orderMessage(0), headers: { ...orderMessage(0).headers, [EVENT_HEADERS.version]: '99' } };
+    const garbled = { ...orderMessage(0), value: '{ "orderId": ' };
+    await produce(producer, topic, [before, newer, garbled, after]);
+
+    const handled: string[] = [];
+    const reported: string[] = [];
+    const worker = await startOrderWorker({
+      kafka: kafka.client('worker'),
+      topic,
+      groupId,
+      timings: { ...CHECK_GROUP_TIMINGS },
+      maxAttempts: 2,
+      handle: async (event, { offset }) => void handled.push(`${offset}:${event.orderId}`),
+      onMalformed: (_error, { offset }) => void reported.push(offset),
+      onHandlerFailed: () => {},
+    });
+    kafka.cleanup(() => worker.stop());
+
+    await vi.waitFor(() => {
+      expect(handled, kafka.withHandlerErrors(`the order after two malformed messages (offsets 1 and 2) was never processed. ` +
+        'decodeOrderEvent throws a MalformedEventError for them, and no retry can fix it: an error that escapes ' +
+        'eachMessage makes kafkajs read the same message again, for ever, and the partition is stuck behind it. ' +
+        `Report it to options.onMalformed and go on (${WHERE}/order-worker.ts)`)).toContain(`3:${after.orderId}`);
+    }, { timeout: 10_000, interval: 50 });
+    expect(handled, `only the two well-formed orders should reach the handler (${WHERE}/order-worker.ts)`)
+      .toEqual([`0:${before.orderId}`, `3:${after.orderId}`]);
+    expect(reported, `the malformed messages at offsets 1 and 2 should each be reported once to onMalformed, with their ` +
+      `position, so someone can look at them; onMalformed heard of ${JSON.stringify(reported)} (${WHERE}/order-worker.ts)`).toEqual(['1', '2']);
+    await vi.waitFor(async () => {
+      const committed = (await kafka.committedOffsets(groupId, topic)).get(0) ?? -1;
+      expect(committed, `after the last message the committed offset should be 4, malformed messages included, or every ` +
+        `restart reads them again; it is ${committed} (${WHERE}/order-worker.ts)`).toBe(4);
     }, { timeout: 5_000, interval: 50 });
   });
 
