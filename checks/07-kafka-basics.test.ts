@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it, vi } from './support/fixtures.ts';
 import type { ExpectStatic } from 'vitest';
 import type { KafkaMessage, Message } from 'kafkajs';
-import { decodeOrderEvent, MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
+import { decodeOrderEvent, encodeOrderEvent, MalformedEventError } from '@lesson/07-kafka-basics/codec.ts';
 import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
 import { startInventoryConsumer, type InventoryConsumerOptions, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
 import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
@@ -95,8 +95,84 @@ async function startConsumer(kafka: KafkaTestKit, topic: string, handle: (receiv
   return consumer;
 }
 
+/** An order with `lines` lines: a few kilobytes of JSON, for publishes larger than one request may be. */
+function bulkyLifecycle(lines: number): OrderEvent[] {
+  const orderId = `order-${randomUUID()}`;
+  const many = (offset: number) => Array.from({ length: lines }, (_, i) => ({ sku: `SKU-${randomUUID()}`, quantity: i + offset }));
+  return [
+    { type: 'order.placed', eventId: randomUUID(), orderId, customerId: 'customer-7', lines: many(1), placedAt: at() },
+    { type: 'order.amended', eventId: randomUUID(), orderId, lines: many(2), amendedAt: at() },
+    cancelled(orderId),
+  ];
+}
+
+/** What decodeOrderEvent threw for a message, or undefined when it returned. */
+function decodeError(message: Message): unknown {
+  try {
+    decodeOrderEvent(asDelivered(message));
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
 // Each requirement has its own topic and group; they run side by side.
 describe.concurrent('07 kafka-basics', () => {
+  it('decodeOrderEvent refuses an unknown type, another version, a missing or broken body and an invalid one, each with a MalformedEventError that says what is wrong', ({ expect }) => {
+    const good = placed('order-codec');
+    expectCodecDecodes(expect, good);
+    const message = wellFormed(good, 'c-codec');
+    const cases: Array<{ what: string; message: Message; mentions: RegExp; hint: string }> = [
+      { what: 'an unknown event type', message: { ...message, headers: { ...message.headers, 'event-type': 'order.teleported' } },
+        mentions: /order\.teleported/, hint: 'check the type with isOrderEventType and name it' },
+      { what: 'event-version "99"', message: { ...message, headers: { ...message.headers, 'event-version': '99' } },
+        mentions: /99/, hint: 'compare the version with ORDER_EVENT_VERSION: a consumer must not guess at a shape it does not know' },
+      { what: 'no body at all', message: { ...message, value: null }, mentions: /body/i, hint: 'a message without a value has no event in it' },
+      { what: 'a body that is not JSON', message: { ...message, value: '{"orderId": "order-codec", ' }, mentions: /json/i,
+        hint: 'catch what JSON.parse throws and turn it into a MalformedEventError' },
+      { what: 'a line with quantity 0', message: { ...message, value: JSON.stringify({ ...JSON.parse(String(message.value)), lines: [{ sku: 'SKU-MUG', quantity: 0 }] }) },
+        mentions: /lines/, hint: "validate the body with ORDER_EVENT_BODIES[type].safeParse and name the field that is wrong" },
+    ];
+    for (const { what, message: bad, mentions, hint } of cases) {
+      const error = decodeError(bad);
+      expect(error, `decodeOrderEvent accepted a message with ${what}: ${hint} (${WHERE}/codec.ts)`).toBeDefined();
+      expect(error, `for a message with ${what}, decodeOrderEvent threw ${String(error)}, not a MalformedEventError: the ` +
+        `consumer tells a message it can never read from a passing failure by that type (${WHERE}/codec.ts)`).toBeInstanceOf(MalformedEventError);
+      expect((error as Error).message, `for a message with ${what}, the MalformedEventError should say what is wrong ` +
+        `(${mentions}); it says "${(error as Error).message}": ${hint} (${WHERE}/codec.ts)`).toMatch(mentions);
+    }
+  });
+
+  it('a publish larger than the broker takes in one request is sent in chunks, in order: every event arrives, each order\'s in sequence', async ({ kafka, expect }) => {
+    const topic = await kafka.createTopic('orders', 1);
+    // About 2.4 MiB on one partition: over the broker's message.max.bytes (1 MiB by default) for one record batch.
+    const lifecycles = Array.from({ length: 220 }, () => bulkyLifecycle(80));
+    const events: OrderEvent[] = [];
+    for (let step = 0; step < 3; step++) for (const lifecycle of lifecycles) events.push(lifecycle[step]!);
+    const bytes = events.reduce((sum, event) => sum + JSON.stringify(event).length, 0);
+    try {
+      encodeOrderEvent(events[0]!, 'precondition');
+    } catch (error) {
+      throw new Error(`encodeOrderEvent threw "${error instanceof Error ? error.message : String(error)}": publish() cannot ` +
+        `send anything until it encodes (${WHERE}/codec.ts)`, { cause: error });
+    }
+    const publisher = await connectedPublisher(kafka, topic);
+    await publisher.publish(events, { correlationId: 'bulk-import-8' }).catch((error: unknown) => {
+      throw new Error(`publish() of ${events.length} events (${(bytes / 1_048_576).toFixed(1)} MiB of JSON) failed: ` +
+        `${error instanceof Error ? error.message : String(error)}. One record batch must stay under the broker's ` +
+        'message.max.bytes (1 MiB by default): send a long list in chunks, each awaited before the next, so that a ' +
+        `retried chunk cannot overtake a later one (${WHERE}/order-publisher.ts)`, { cause: error });
+    });
+
+    const messages = await kafka.readMessages(topic, events.length, 30_000);
+    const eventIds = messages.map((m) => (JSON.parse(m.value?.toString() ?? 'null') as { eventId?: string } | null)?.eventId);
+    expect(eventIds.length, `publish() resolved, yet the topic holds ${eventIds.length} messages for ${events.length} events ` +
+      `(${WHERE}/order-publisher.ts)`).toBe(events.length);
+    expect(eventIds, `the events are on the topic in another order than they were passed to publish(): chunks sent side by ` +
+      `side can overtake each other, and an order's cancellation lands before the order (${WHERE}/order-publisher.ts)`)
+      .toEqual(events.map((e) => e.eventId));
+  });
+
   it('ensureTopic creates the topic with the requested number of partitions, and is safe to call again', async ({ kafka, expect }) => {
     const topic = uniqueName('orders');
     const admin = await kafka.adminFor(topic);
