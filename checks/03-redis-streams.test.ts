@@ -174,6 +174,27 @@ describe.concurrent('03 redis-streams', () => {
       `handler has finished, or the group thinks the work was never done (${WHERE}/consumer.ts handle)`);
   });
 
+  it('joining the group ignores only BUSYGROUP: a stream key that holds another type stops the consumer with Redis\'s error', async ({ expect, redis, procs }) => {
+    const n = new Scenario(redis, procs);
+    // Someone else's data under the stream's name: XGROUP CREATE answers WRONGTYPE, not BUSYGROUP.
+    await n.redis.connect().set(n.stream, 'a plain string, not a stream');
+    const worker = n.startWorker({ name: 'email-a' });
+    const isReady = () => / ready: reading /.test(worker.output());
+    await vi.waitFor(() => {
+      if (worker.running && !isReady()) throw new Error('still starting');
+    }, { timeout: READY_MS, interval: 50 });
+
+    expect(isReady(), `XGROUP CREATE failed with WRONGTYPE (${n.stream} holds a string), yet the consumer said it was ready ` +
+      'and went on reading a stream that is not there. Only BUSYGROUP (the group exists already) is safe to ignore: ' +
+      `rethrow every other error, so the service fails at start instead of failing on every read (${WHERE}/consumer.ts ensureGroup)`)
+      .toBe(false);
+    const exit = await worker.exited;
+    expect(exit.code, `the consumer should exit with an error when it cannot join its group; it exited with ${JSON.stringify(exit)}`)
+      .not.toBe(0);
+    expect(worker.output(), `the consumer should stop with Redis's own error (WRONGTYPE), so the operator knows why (${WHERE}/consumer.ts ensureGroup)`)
+      .toMatch(/WRONGTYPE/);
+  });
+
   it('an entry is acknowledged only after it is processed: a consumer killed mid-work leaves it pending', async ({ expect, redis, procs }) => {
     const n = new Scenario(redis, procs);
     const a = n.startWorker({ name: 'email-a', delayMs: 60_000 });
@@ -359,6 +380,12 @@ describe.concurrent('03 redis-streams', () => {
     expect(Number(fields.deliveries), 'the dead-letter entry should record how often it was delivered (deliveries field)')
       .toBeGreaterThanOrEqual(2);
     expect(fields.reason ?? '', 'the dead-letter entry should say why it was set aside (reason field)').not.toBe('');
+    expect({ stream: fields.stream, group: fields.group }, 'the dead-letter entry should say where it came from, in a ' +
+      `stream and a group field, so it can be replayed into the right place (${WHERE}/consumer.ts deadLetter)`)
+      .toEqual({ stream: n.stream, group: n.group });
+    expect(worker.output(), `${poisonId} was set aside without a word: call onDeadLetter({ id, deliveries, reason }) once it ` +
+      `is in the dead-letter stream, so someone hears of it (${WHERE}/consumer.ts deadLetter)`)
+      .toMatch(new RegExp(`\\[email-a\\] dead-lettered ${poisonId} after \\d+ deliveries: \\S`));
   });
 
   it('a malformed entry is dead-lettered at once with its reason, and the consumer keeps going', async ({ expect, redis, procs }) => {
