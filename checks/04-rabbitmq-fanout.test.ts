@@ -287,9 +287,9 @@ describe('04 rabbitmq-fanout', () => {
       const seen: string[] = [];
       const channel = await rabbit.channel(await rabbit.connect());
       const feed = await startLiveFeed(channel, exchange, (e) => void seen.push(e.userId)).catch((error: unknown) => {
-        throw new Error(`${tab} could not start its live feed while ${feeds.length} other was open: ${brokerReason(error)}. ` +
-          "Every open feed needs a queue of its own: assertQueue('') lets the broker pick a unique name " +
-          `(${WHERE}/live-feed.ts)`, { cause: error });
+        const hint = feeds.length === 0 ? '' : " while another was open. Every open feed needs a queue of its own: " +
+          "assertQueue('') lets the broker pick a unique name";
+        throw new Error(`${tab} could not start its live feed (${brokerReason(error)})${hint} (${WHERE}/live-feed.ts)`, { cause: error });
       });
       rabbit.queue(feed.queue);
       feeds.push({ queue: feed.queue, seen });
