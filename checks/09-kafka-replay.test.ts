@@ -345,7 +345,8 @@ describe.concurrent('09 kafka-replay', () => {
       '"stock.teleported"): decodeMovement throws a MalformedEventError for it, and no retry can ever fix it, so a ' +
       'projection that lets it escape eachMessage is stuck on that partition for ever. Report it to options.onMalformed, ' +
       `skip it and commit its offset (${WHERE}/projector.ts)`);
-    expect(reported, `the malformed movement at ${at} was skipped without a word: pass the MalformedEventError and its ` +
+    // At-least-once: a redelivery after a rebalance may report it again, which is fine.
+    expect([...new Set(reported)], `the malformed movement at ${at} was skipped without a word: pass the MalformedEventError and its ` +
       `position to options.onMalformed, so someone can look at it (${WHERE}/projector.ts)`).toEqual([at]);
     expect(await readModel.levels(), `the levels should be what the 12 valid movements add up to, the malformed one left out (${WHERE}/projector.ts)`)
       .toEqual(levelsOf(movements));
