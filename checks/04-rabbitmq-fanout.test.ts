@@ -10,7 +10,7 @@ import { assertSignupExchange, deadLetterQueueName, serviceQueueName } from '@le
 import { recordConsoleErrors } from './support/console.ts';
 import { eventually } from './support/polling.ts';
 import { uniqueName } from './support/names.ts';
-import { CLASSIC_QUEUE, closeConsumerChannel, isAmqpError, type RabbitScope } from './support/rabbitmq.ts';
+import { brokerReason, CLASSIC_QUEUE, closeConsumerChannel, isAmqpError, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
 
 const SLUG = '04-rabbitmq-fanout';
@@ -26,12 +26,6 @@ function serviceQueueSettings(queue: string) {
     autoDelete: false,
     arguments: { ...CLASSIC_QUEUE, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueueName(queue) },
   };
-}
-
-/** The broker's reason in a channel error: "inequivalent arg 'durable' for queue …". */
-function brokerReason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return /(?:PRECONDITION_FAILED|RESOURCE_LOCKED|NOT_FOUND) - ([^"]+)/.exec(message)?.[1] ?? message;
 }
 
 /**

@@ -210,20 +210,6 @@ async function exchangeExists(rabbit: RabbitScope, exchange: string): Promise<bo
   }
 }
 
-/** Redeclares a queue the way it should be; undefined when the broker agrees, else its refusal. */
-async function queueMismatch(rabbit: RabbitScope, queue: string, options: { durable: boolean; arguments: Record<string, unknown> }): Promise<string | undefined> {
-  const channel = await rabbit.channel();
-  try {
-    await channel.assertQueue(queue, options);
-    return undefined;
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return /PRECONDITION_FAILED - ([^"]+)/.exec(message)?.[1] ?? message;
-  } finally {
-    await channel.close().catch(() => {});
-  }
-}
-
 /** Where the test's messages are now, for a failure message. */
 async function whereMessagesAre(rabbit: RabbitScope, topology: RetryTopology): Promise<string> {
   const count = async (queue: string) => `${queue}: ${(await rabbit.readyMessages(queue)) ?? 'does not exist'}`;
@@ -872,7 +858,7 @@ describe.concurrent('10 retries-and-dlq', () => {
     const exchange = await rabbit.exchangeMismatch(topology.exchange, 'direct', { durable: true });
     expect(exchange, `the exchange "${topology.exchange}" should be a durable direct exchange; redeclaring it so failed: ${exchange} (${TOPOLOGY_FILE})`).toBeUndefined();
     for (const queue of [topology.queue, topology.deadLetterQueue]) {
-      const problem = await queueMismatch(rabbit, queue, { durable: true, arguments: CLASSIC_QUEUE });
+      const problem = await rabbit.queueMismatch(queue, { durable: true, arguments: CLASSIC_QUEUE });
       expect(problem, `"${queue}" should be a durable queue with x-queue-type: classic and no other arguments; redeclaring it so ` +
         `failed: ${problem} (${TOPOLOGY_FILE})`).toBeUndefined();
     }
@@ -886,7 +872,7 @@ describe.concurrent('10 retries-and-dlq', () => {
         'x-dead-letter-exchange': topology.exchange,
         'x-dead-letter-routing-key': topology.routingKey,
       };
-      const problem = await queueMismatch(rabbit, name, { durable: true, arguments: expected });
+      const problem = await rabbit.queueMismatch(name, { durable: true, arguments: expected });
       expect(problem, `"${name}" should be durable with the arguments ${JSON.stringify(expected)}; redeclaring it so failed: ${problem} (${TOPOLOGY_FILE})`).toBeUndefined();
     }
 

@@ -80,9 +80,7 @@ export class RabbitScope {
       await channel.assertExchange(exchange, type, options);
       return undefined;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      // "… 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg 'type' …"": keep the reason.
-      return /PRECONDITION_FAILED - ([^"]+)/.exec(message)?.[1] ?? message;
+      return brokerReason(error);
     } finally {
       await closeQuietly(channel);
     }
@@ -100,8 +98,7 @@ export class RabbitScope {
       await channel.assertQueue(queue, options);
       return undefined;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return /(?:PRECONDITION_FAILED|RESOURCE_LOCKED) - ([^"]+)/.exec(message)?.[1] ?? message;
+      return brokerReason(error);
     } finally {
       await closeQuietly(channel);
     }
@@ -187,6 +184,15 @@ export async function closeConsumerChannel(channel: Channel): Promise<void> {
 
 /** Arguments every queue a check declares itself carries, so it behaves alike on 3.x and 4.x. */
 export const CLASSIC_QUEUE = { 'x-queue-type': 'classic' } as const;
+
+/**
+ * The broker's reason in a channel error, e.g. "inequivalent arg 'durable' for queue …" out of
+ * amqplib's "… 406 (PRECONDITION-FAILED) with message "PRECONDITION_FAILED - inequivalent arg …"".
+ */
+export function brokerReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return /(?:PRECONDITION_FAILED|RESOURCE_LOCKED|NOT_FOUND) - ([^"]+)/.exec(message)?.[1] ?? message;
+}
 
 export function isAmqpError(error: unknown, code: number): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
