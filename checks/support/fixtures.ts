@@ -54,10 +54,11 @@ export interface PrivateServices {
 const CLEANUP_MS = 30_000;
 const RELEASE_MS = 90_000;
 
-async function within(ms: number, what: string, cleanup: () => Promise<unknown>): Promise<void> {
+async function within(ms: number, what: string, cleanup: () => Promise<unknown>, stuckAt?: () => string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`after the test, ${what} did not finish within ${ms / 1000} s`)), ms);
+    timer = setTimeout(() => reject(new Error(`after the test, ${what} did not finish within ${ms / 1000} s` +
+      (stuckAt ? ` (stuck at: ${stuckAt()})` : ''))), ms);
   });
   try {
     await Promise.race([cleanup(), deadline]);
@@ -83,7 +84,7 @@ export const test = base.extend<CheckFixtures>({
   rabbit: async ({}, use) => {
     const scope = new RabbitScope(() => serviceUrl('rabbitmq'));
     await use(scope);
-    await within(CLEANUP_MS, 'deleting the test\'s RabbitMQ queues and exchanges', () => scope.cleanup());
+    await within(CLEANUP_MS, 'deleting the test\'s RabbitMQ queues and exchanges', () => scope.cleanup(), () => scope.cleanupStep);
   },
   kafka: async ({}, use) => {
     const kit = new KafkaTestKit();

@@ -122,33 +122,50 @@ export class RabbitScope {
     }
   }
 
+  /** What the teardown is doing now, for the message when it does not finish. */
+  cleanupStep = 'not started';
+
   /** Closes the test's connections and deletes its queues and exchanges. Safe to call twice. */
   async cleanup(): Promise<void> {
     const connections = [...this.connections];
     this.connections.clear();
     const shared = this.shared;
     this.shared = undefined;
-    await Promise.all(connections.map(closeQuietly));
+    this.cleanupStep = `closing the test's ${connections.length} connections`;
+    await Promise.all(connections.map(closeOrDrop));
 
     const queues = [...this.queues];
     const exchanges = [...this.exchanges];
     this.queues.clear();
     this.exchanges.clear();
-    if (queues.length === 0 && exchanges.length === 0) return;
+    if (queues.length === 0 && exchanges.length === 0) {
+      if (shared) await shared.then(closeOrDrop, () => undefined);
+      this.cleanupStep = 'done';
+      return;
+    }
 
     let admin: ChannelModel | undefined;
     try {
+      this.cleanupStep = 'connecting to delete the test\'s queues and exchanges';
       admin = shared ? await shared : undefined;
       if (!admin) {
         admin = await connect(this.url());
         admin.on('error', () => {});
       }
-      for (const name of queues) await deleteOnFreshChannel(admin, (ch) => ch.deleteQueue(name));
-      for (const name of exchanges) await deleteOnFreshChannel(admin, (ch) => ch.deleteExchange(name));
+      for (const name of queues) {
+        this.cleanupStep = `deleting the queue "${name}"`;
+        await deleteOnFreshChannel(admin, (ch) => ch.deleteQueue(name));
+      }
+      for (const name of exchanges) {
+        this.cleanupStep = `deleting the exchange "${name}"`;
+        await deleteOnFreshChannel(admin, (ch) => ch.deleteExchange(name));
+      }
     } catch {
       // The broker is gone (a dedicated broker already stopped): nothing left to delete.
     } finally {
-      if (admin) await closeQuietly(admin);
+      this.cleanupStep = 'closing the connection that deleted them';
+      if (admin) await closeOrDrop(admin);
+      this.cleanupStep = 'done';
     }
   }
 
@@ -212,6 +229,30 @@ async function deleteOnFreshChannel(connection: ChannelModel, remove: (channel: 
   } finally {
     await closeQuietly(channel);
   }
+}
+
+/**
+ * amqplib's close() waits for the broker's close-ok with no limit of its own. A connection whose
+ * close-ok does not come within a few seconds has its socket dropped: the broker then cleans up
+ * as for any client that went away.
+ */
+const CLOSE_MS = 5_000;
+
+async function closeOrDrop(connection: ChannelModel): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), CLOSE_MS);
+  });
+  try {
+    if ((await Promise.race([closeQuietly(connection), late])) === 'late') socketOf(connection)?.destroy();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function socketOf(connection: ChannelModel): { destroy(): void } | undefined {
+  // Not in amqplib's types: the Connection behind a ChannelModel keeps its socket as `stream`.
+  return (connection.connection as unknown as { stream?: { destroy(): void } }).stream;
 }
 
 async function closeQuietly(closable: { close(): Promise<void> }): Promise<void> {
