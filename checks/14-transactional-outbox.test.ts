@@ -9,7 +9,8 @@ import { describe, test, vi } from './support/fixtures.ts';
 import { gradedFolder } from './support/lesson.ts';
 import { sqlState, type PgTestKit } from './support/postgres.ts';
 import type { LessonProcess } from './support/processes.ts';
-import { CLASSIC_QUEUE, RabbitScope } from './support/rabbitmq.ts';
+import { eventually } from './support/polling.ts';
+import { brokerReason, CLASSIC_QUEUE, RabbitScope } from './support/rabbitmq.ts';
 import { serviceUrl } from './support/services.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
 
@@ -185,11 +186,24 @@ class Arrivals {
     return this.all;
   }
 
-  /** Takes messages until at least `count` have arrived in all, or 5 s have passed. */
+  /**
+   * Takes messages until at least `count` have arrived in all, or 5 s have passed. Fewer is for
+   * the caller to judge; a queue that could not be read at all is the check's problem, said as such.
+   */
   async until(count: number): Promise<Delivery[]> {
-    await vi.waitFor(async () => {
-      if ((await this.take()).length < count) throw new Error('not yet');
-    }, { timeout: 5_000, interval: 25 }).catch(() => {});
+    let failure: unknown;
+    await eventually(async () => {
+      try {
+        await this.take();
+        failure = undefined;
+      } catch (error) {
+        failure = error;
+      }
+      return this.all.length >= count;
+    });
+    if (failure !== undefined) {
+      throw new Error(`the check could not read its queue "${this.queue}" (${brokerReason(failure)}), so what the relay published is unknown`);
+    }
     return this.all;
   }
 

@@ -147,7 +147,7 @@ export class RabbitScope {
     let admin: ChannelModel | undefined;
     try {
       this.cleanupStep = 'connecting to delete the test\'s queues and exchanges';
-      admin = shared ? await shared : undefined;
+      admin = shared ? await shared.catch(() => undefined) : undefined;
       if (!admin) {
         admin = await connect(this.url());
         admin.on('error', () => {});
@@ -178,6 +178,10 @@ export class RabbitScope {
         if (this.shared === shared) this.shared = undefined;
       });
       return connection;
+    }, (error: unknown) => {
+      // A failed connect is not kept: the next operation tries again.
+      if (this.shared === shared) this.shared = undefined;
+      throw error;
     });
     this.shared = shared;
     return shared;
