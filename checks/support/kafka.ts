@@ -138,15 +138,19 @@ export class KafkaTestKit {
       this.handlerErrors.slice(-3).map((entry) => `  ${entry}`).join('\n');
   }
 
-  /** Creates a topic unique to this test with an explicit partition count; deleted afterwards. */
-  async createTopic(prefix: string, partitions: number): Promise<string> {
+  /**
+   * Creates a topic unique to this test with an explicit partition count, deleted afterwards, and
+   * waits until every partition has a leader. `config`: topic settings, e.g. max.message.bytes.
+   */
+  async createTopic(prefix: string, partitions: number, config: Record<string, string> = {}): Promise<string> {
     const topic = this.topicName(prefix);
     const admin = await this.adminFor(topic);
     // On a busy broker, waiting for the new partitions' leaders can fail with "This server does not
     // host this topic-partition" for a moment: the topic exists, its metadata is not everywhere yet.
     for (let attempt = 1; ; attempt += 1) {
       try {
-        await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+        const configEntries = Object.entries(config).map(([name, value]) => ({ name, value }));
+        await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: true });
         break;
       } catch (error) {
         if (attempt >= 10 || !/does not host this topic-partition|already exists/i.test(String(error))) throw error;
