@@ -8,9 +8,10 @@ import type { OrderEvent } from '@lesson/07-kafka-basics/events.ts';
 import { startInventoryConsumer, type InventoryConsumerOptions, type ReceivedOrderEvent } from '@lesson/07-kafka-basics/inventory-consumer.ts';
 import { OrderEventPublisher } from '@lesson/07-kafka-basics/order-publisher.ts';
 import { ensureTopic } from '@lesson/07-kafka-basics/topics.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, produce, type KafkaTestKit } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, groupTimingsEnv, headerText, produce, type KafkaTestKit } from './support/kafka.ts';
 import { uniqueName } from './support/names.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '07-kafka-basics';
 const WHERE = gradedFolder(SLUG);
@@ -342,7 +343,7 @@ describe.concurrent('07 kafka-basics', () => {
     const orders = procs.start(SLUG, 'order-service.ts', { env, name: 'the order service' });
     kafka.cleanup(() => Promise.all([inventory.stop(), orders.stop()]));
 
-    const exit = await exitWithin(orders.exited, 10_000, () => 'the order service published its events but never exited. ' +
+    const exit = await within(10_000, orders.exited, () => 'the order service published its events but never exited. ' +
       'A producer that is still connected keeps Node running: disconnect it when the work is done ' +
       `(OrderEventPublisher.disconnect in ${WHERE}/order-publisher.ts). Its output:\n${orders.output()}`);
     expect(exit.code, `the order service failed (exit code ${exit.code}). Its output:\n${orders.output()}`).toBe(0);

@@ -7,8 +7,9 @@ import { EVENT_HEADERS, type OrderEvent } from '@lesson/08-kafka-consumer-groups
 import { consumerLag, type PartitionLag } from '@lesson/08-kafka-consumer-groups/lag.ts';
 import { nextOffset, startOrderWorker, type MessagePosition, type OrderWorker } from '@lesson/08-kafka-consumer-groups/order-worker.ts';
 import { planWorkerCount } from '@lesson/08-kafka-consumer-groups/scaling.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '08-kafka-consumer-groups';
 const WHERE = gradedFolder(SLUG);
@@ -157,7 +158,7 @@ describe.concurrent('08 kafka-consumer-groups', () => {
 
     const first = procs.start(SLUG, 'worker.ts', { env: { ...env, CRASH_AFTER_PROCESSING: '4' }, name: 'worker A' });
     kafka.cleanup(() => first.stop());
-    const crash = await exitWithin(first.exited, 10_000, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
+    const crash = await within(10_000, first.exited, () => `worker A should have processed 4 messages and crashed. Its output:\n${first.output()}`);
     expect(crash.signal, `worker A should have crashed after processing its 4th message (the crash switch in ${WHERE}/worker.ts). ` +
       `It exited with code ${crash.code} instead. Its output:\n${first.output()}`).toBe('SIGKILL');
     expect(processedOffsets(first.output()), `worker A should process offsets 0 to 3 before its crash. Its output:\n${first.output()}`)

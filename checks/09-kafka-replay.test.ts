@@ -7,10 +7,11 @@ import { EVENT_HEADERS, MOVEMENT_VERSION, type StockMovement } from '@lesson/09-
 import { stockChange, type StockChange } from '@lesson/09-kafka-replay/projection.ts';
 import { rebuildStockProjection, startStockProjection, type RunningProjection } from '@lesson/09-kafka-replay/projector.ts';
 import { FileStockReadModel, type LogPosition, type StockLevels, type StockReadModel } from '@lesson/09-kafka-replay/read-model.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, groupTimingsEnv, produce, type KafkaTestKit } from './support/kafka.ts';
 import { uniqueName } from './support/names.ts';
 import type { ProcessGroup } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,7 +182,7 @@ async function crashThenRestart(kafka: KafkaTestKit, procs: ProcessGroup, expect
 
   const first = procs.start(SLUG, 'projection-service.ts', { env: { ...env, [crashSwitch]: '7' }, name: 'the stock projection (crashing)' });
   kafka.cleanup(() => first.stop());
-  const exit = await exitWithin(first.exited, 20_000, () => kafka.withHandlerErrors('the projection should have reached its 7th movement ' +
+  const exit = await within(20_000, first.exited, () => kafka.withHandlerErrors('the projection should have reached its 7th movement ' +
     `and been killed there (${crashSwitch}=7), but it is still running. Its output:\n${first.output()}\n(${WHERE}/projector.ts)`));
   expect(exit.signal, `the projection should have been killed at its 7th movement; it exited with code ${exit.code}. Its output:\n` +
     `${first.output()}\n(${WHERE}/projector.ts)`).toBe('SIGKILL');

@@ -11,11 +11,12 @@ import { startRetryingWorker, type RequestHandler } from '@lesson/10-retries-and
 import type { LabelRequest } from '@lesson/10-retries-and-dlq/requests.ts';
 import { afterFailure, type RetryPolicy } from '@lesson/10-retries-and-dlq/retry-policy.ts';
 import { describe, expect, test } from './support/fixtures.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, type KafkaTestKit } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, groupTimingsEnv, headerText, type KafkaTestKit } from './support/kafka.ts';
 import { gradedFolder } from './support/lesson.ts';
 import type { LessonProcess } from './support/processes.ts';
 import { CLASSIC_QUEUE, isAmqpError, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '10-retries-and-dlq';
 const WHERE = gradedFolder(SLUG);
@@ -483,7 +484,7 @@ describe.concurrent('10 retries-and-dlq', () => {
     const id = escapeRegExp(poison.requestId);
     await sendToWork(rabbit, topology.queue, [{ id: poison.requestId, content: body(poison) }]);
 
-    const crash = await exitWithin(first.exited, 15_000, () => `worker-a should have forwarded the failed request to a retry queue ` +
+    const crash = await within(15_000, first.exited, () => `worker-a should have forwarded the failed request to a retry queue ` +
       `and then crashed (CRASH_AFTER_FORWARD=1 kills it in onForwarded). It is still running; its output:\n${first.output()}`);
     expect(crash.signal, `worker-a should have been killed in onForwarded, after the broker confirmed the retry copy; it exited with ` +
       `code ${crash.code}. Call options.onForwarded after the confirm and before the ack (${WORKER_FILE}). Its output:\n${first.output()}`).toBe('SIGKILL');
@@ -536,7 +537,7 @@ describe.concurrent('10 retries-and-dlq', () => {
 
     const first = procs.start(SLUG, 'kafka-main.ts', { env: { ...env, CRASH_AFTER_FORWARD: '1' }, name: 'consumer A (kafka-main.ts)' });
     kafka.cleanup(() => first.stop());
-    const crash = await exitWithin(first.exited, 30_000, () => `consumer A should have forwarded the failed record to the retry topic ` +
+    const crash = await within(30_000, first.exited, () => `consumer A should have forwarded the failed record to the retry topic ` +
       `and then crashed (CRASH_AFTER_FORWARD=1 kills it in onForwarded). It is still running; its output:\n${first.output()}`);
     expect(crash.signal, `consumer A should have been killed in onForwarded, after the retry topic acknowledged the copy; it exited with ` +
       `code ${crash.code}. Call options.onForwarded after the produce and before the commit (${CONSUMER_FILE}). Its output:\n${first.output()}`).toBe('SIGKILL');

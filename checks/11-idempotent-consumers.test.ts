@@ -12,6 +12,7 @@ import { gradedFolder } from './support/lesson.ts';
 import { Barrier, sqlState, type PgTestKit } from './support/postgres.ts';
 import { closeConsumerChannel, type RabbitScope } from './support/rabbitmq.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '11-idempotent-consumers';
 const WHERE = gradedFolder(SLUG);
@@ -212,18 +213,6 @@ async function waitUntil(
   }
 }
 
-/** The promise's outcome, or a failure with `message` if it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The database pools a test hands to the learner's code, with the connections they have out. A
@@ -331,7 +320,7 @@ describe.concurrent('11 idempotent-consumers', () => {
       const pool = await pools.open({ max: 2 });
       const handle = calls.handler(pool, {
         charge: slowCharge,
-        before: () => within(barrier.arrive(), WAIT_MS, `only ${calls.all.length} of the 2 deliveries reached a consumer ` +
+        before: () => within(WAIT_MS, barrier.arrive(), `only ${calls.all.length} of the 2 deliveries reached a consumer ` +
           `instance: each instance should receive one (prefetch 1) (${CONSUMER})`),
       });
       return consumerInstance(rabbit, queue, handle, 1, name);
@@ -466,7 +455,7 @@ describe.concurrent('11 idempotent-consumers', () => {
     const handled = await crashing.waitForOutput(/\] (charged|duplicate) (\S+)/, `handled payment ${event.eventId}`);
     expect(handled[2], `payments-a handled event ${handled[2]}, but the message carried event id ${event.eventId}: pass on ` +
       `the producer's eventId (${CONSUMER})`).toBe(event.eventId);
-    const exit = await within(crashing.exited, WAIT_MS, 'payments-a did not exit after its commit (CRASH_AFTER_COMMIT=1)');
+    const exit = await within(WAIT_MS, crashing.exited, 'payments-a did not exit after its commit (CRASH_AFTER_COMMIT=1)');
     expect(exit.signal, 'payments-a should have killed itself with SIGKILL right after its commit').toBe('SIGKILL');
     expect(await processed(pg), 'payments-a reported the payment handled, so its commit should be in processed_events: ' +
       `handlePaymentRequested must resolve only after COMMIT (${HANDLER})`).toBe(1);

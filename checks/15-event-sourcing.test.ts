@@ -19,6 +19,7 @@ import { locationInGradedCode } from '../tooling/course/todo.ts';
 import { describe, expect, test } from './support/fixtures.ts';
 import { gradedFolder } from './support/lesson.ts';
 import { Barrier, sqlState, type PgTestKit } from './support/postgres.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '15-event-sourcing';
 const WHERE = gradedFolder(SLUG);
@@ -138,18 +139,6 @@ async function outcomeOf<T>(work: Promise<T>): Promise<{ ok: true; value: T } | 
   }
 }
 
-/** Runs `work` or fails after `ms` with `message` (a hang is a failure with a reason, not a timeout). */
-async function within<T>(ms: number, message: string, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  try {
-    return await Promise.race([work, hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The lesson's appendToStream, where it is a precondition: a failure says so and names the file. */
 async function mustAppend(pool: pg.Pool, streamId: string, expectedVersion: number, events: NewEvent[]): Promise<number> {
@@ -325,13 +314,14 @@ describe.concurrent('15 event-sourcing', () => {
     // Round 1 creates the stream (expected version 0); rounds 2 and 3 extend it.
     for (const expected of [0, 1, 2]) {
       const barrier = new Barrier(RACERS);
-      const outcomes = await within(10_000, `the race at expected version ${expected} did not finish within 10 s: writers are ` +
-        'waiting for a lock on the stream\'s row that a transaction still holds. A loser\'s UPDATE waited for the ' +
-        'winner, matched nothing and still locked the row until its transaction ends: on a conflict, ROLLBACK before ' +
-        `the connection goes back to the pool (${WHERE}/event-store.ts)`, Promise.all(pools.map(async (pool, writer) => {
+      const race = Promise.all(pools.map(async (pool, writer) => {
         await barrier.arrive();
         return outcomeOf(appendToStream(pool, stream, expected, [note(`writer ${writer} at ${expected}`)]));
-      })));
+      }));
+      const outcomes = await within(10_000, race, `the race at expected version ${expected} did not finish within 10 s: writers are ` +
+        'waiting for a lock on the stream\'s row that a transaction still holds. A loser\'s UPDATE waited for the ' +
+        'winner, matched nothing and still locked the row until its transaction ends: on a conflict, ROLLBACK before ' +
+        `the connection goes back to the pool (${WHERE}/event-store.ts)`);
       const winners = outcomes.flatMap((o, writer) => (o.ok ? [writer] : []));
       const losers = outcomes.flatMap((o) => (o.ok ? [] : [o.error]));
       if (winners.length === 0) {
@@ -374,8 +364,8 @@ describe.concurrent('15 event-sourcing', () => {
 
     // PostgreSQL cannot store \u0000 in jsonb: the third event fails inside the database.
     const batch = [note('deposit 1'), note('deposit 2'), note('unstorable \u0000 text')];
-    const failed = await outcomeOf(within(10_000, 'appendToStream hung on a batch whose third event the database refuses ' +
-      `(${WHERE}/event-store.ts)`, appendToStream(pool, stream, 1, batch)));
+    const failed = await outcomeOf(within(10_000, appendToStream(pool, stream, 1, batch),
+      `appendToStream hung on a batch whose third event the database refuses (${WHERE}/event-store.ts)`));
     expect(failed.ok, 'a batch whose third event PostgreSQL refuses (jsonb cannot hold \\u0000) should make appendToStream ' +
       `reject (${WHERE}/event-store.ts)`).toBe(false);
     const stored = (await eventRows(pg, stream)).map((r) => `v${r.version} ${String(r.data.text ?? r.type)}`);
@@ -386,15 +376,15 @@ describe.concurrent('15 event-sourcing', () => {
       `its events was stored: the version and the events must commit together (${WHERE}/event-store.ts)`).toBe(1);
 
     // The same connection again, for a refused append and then a good one.
-    const conflict = await outcomeOf(within(10_000, `an append hung after a failed one (${WHERE}/event-store.ts)`,
-      appendToStream(pool, stream, 0, [note('stale')])));
+    const conflict = await outcomeOf(within(10_000, appendToStream(pool, stream, 0, [note('stale')]),
+      `an append hung after a failed one (${WHERE}/event-store.ts)`));
     if (conflict.ok || !(conflict.error instanceof WrongExpectedVersionError)) {
       throw new Error('after the failed batch, an append at a stale version on the same one-connection pool should throw ' +
         `WrongExpectedVersionError, and ${conflict.ok ? 'it succeeded' : `threw ${describeError(conflict.error)}`}. ` +
         `${conflict.ok ? '' : leftoverHint(conflict.error)} (${WHERE}/event-store.ts)`);
     }
-    const next = await outcomeOf(within(10_000, `an append hung after a refused one (${WHERE}/event-store.ts)`,
-      appendToStream(pool, stream, 1, [note('deposit 1')])));
+    const next = await outcomeOf(within(10_000, appendToStream(pool, stream, 1, [note('deposit 1')]),
+      `an append hung after a refused one (${WHERE}/event-store.ts)`));
     if (!next.ok) {
       throw new Error('after a failed and a refused append on the same one-connection pool, a correct append failed: ' +
         `${describeError(next.error)}. ${leftoverHint(next.error)} (${WHERE}/event-store.ts)`);

@@ -5,11 +5,12 @@ import { rebuildAccountProjection, startAccountProjection, type ProjectionOption
 import { getAccount, type AccountAnswer } from '@lesson/16-cqrs/queries.ts';
 import { startRelay } from '@lesson/16-cqrs/relay.ts';
 import { describe, expect, test, vi } from './support/fixtures.ts';
-import { CHECK_GROUP_TIMINGS, exitWithin, groupTimingsEnv, headerText, type KafkaTestKit } from './support/kafka.ts';
+import { CHECK_GROUP_TIMINGS, groupTimingsEnv, headerText, type KafkaTestKit } from './support/kafka.ts';
 import { gradedFolder } from './support/lesson.ts';
 import type { PgTestKit } from './support/postgres.ts';
 import type { LessonProcess, ProcessGroup } from './support/processes.ts';
 import { serviceEnv } from './support/services.ts';
+import { within } from './support/polling.ts';
 
 const SLUG = '16-cqrs';
 const WHERE = gradedFolder(SLUG);
@@ -231,16 +232,6 @@ async function caughtUp(w: World, failure: () => string, timeout = 15_000): Prom
   }, { timeout, interval: 50 });
 }
 
-/** Rejects with `message` if `promise` has not settled within `ms`. */
-async function within<T>(ms: number, promise: Promise<T>, message: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message())), ms)));
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The backends waiting, directly or through others, on a lock that `pid` holds. */
 async function blockedBehind(pg: PgTestKit, pid: number): Promise<number[]> {
@@ -314,7 +305,7 @@ async function crashAndRestart(pg: PgTestKit, kafka: KafkaTestKit, procs: Proces
     // The entrypoint prints a one-line reason; a TODO it reports can only be projection.ts's.
     throw /^TODO: [\w.]+$/.test(error.message) ? new Error(`${error.message} (${PROJECTION})`) : error;
   });
-  const exit = await exitWithin(projection.exited, 20_000, () => kafka.withHandlerErrors(`projection-main.ts with ${hook}=15 ` +
+  const exit = await within(20_000, projection.exited, () => kafka.withHandlerErrors(`projection-main.ts with ${hook}=15 ` +
     `should have killed itself ${when}, and it is still running. Apply events with applyAccountEvent and store each ` +
     `checkpoint with saveCheckpoint (read-model.ts), inside the batch's transaction (${PROJECTION}). Its output:\n` +
     `${projection.output().trim()}`));

@@ -4,6 +4,7 @@ import type { ServiceName } from '../../infra/services.ts';
 import { EtcdTestKit } from './etcd.ts';
 import { KafkaTestKit } from './kafka.ts';
 import { uniqueName } from './names.ts';
+import { within } from './polling.ts';
 import { PgTestKit } from './postgres.ts';
 import { ProcessGroup } from './processes.ts';
 import { RabbitScope } from './rabbitmq.ts';
@@ -54,17 +55,10 @@ export interface PrivateServices {
 const CLEANUP_MS = 30_000;
 const RELEASE_MS = 90_000;
 
-async function within(ms: number, what: string, cleanup: () => Promise<unknown>, stuckAt?: () => string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`after the test, ${what} did not finish within ${ms / 1000} s` +
-      (stuckAt ? ` (stuck at: ${stuckAt()})` : ''))), ms);
-  });
-  try {
-    await Promise.race([cleanup(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** Runs a fixture's teardown with a limit; `stuckAt` says which step it was in when time ran out. */
+async function tearDown(ms: number, what: string, cleanup: () => Promise<unknown>, stuckAt?: () => string): Promise<void> {
+  await within(ms, cleanup(), () => `after the test, ${what} did not finish within ${ms / 1000} s` +
+    (stuckAt ? ` (stuck at: ${stuckAt()})` : ''));
 }
 
 export const test = base.extend<CheckFixtures>({
@@ -74,27 +68,27 @@ export const test = base.extend<CheckFixtures>({
   pg: async ({}, use) => {
     const kit = new PgTestKit(serviceUrl('postgres'));
     await use(kit);
-    await within(CLEANUP_MS, 'dropping the test\'s PostgreSQL schema', () => kit.teardown());
+    await tearDown(CLEANUP_MS, 'dropping the test\'s PostgreSQL schema', () => kit.teardown());
   },
   redis: async ({}, use) => {
     const kit = new RedisTestKit();
     await use(kit);
-    await within(CLEANUP_MS, 'deleting the test\'s Redis keys', () => kit.teardown());
+    await tearDown(CLEANUP_MS, 'deleting the test\'s Redis keys', () => kit.teardown());
   },
   rabbit: async ({}, use) => {
     const scope = new RabbitScope(() => serviceUrl('rabbitmq'));
     await use(scope);
-    await within(CLEANUP_MS, 'deleting the test\'s RabbitMQ queues and exchanges', () => scope.cleanup(), () => scope.cleanupStep);
+    await tearDown(CLEANUP_MS, 'deleting the test\'s RabbitMQ queues and exchanges', () => scope.cleanup(), () => scope.cleanupStep);
   },
   kafka: async ({}, use) => {
     const kit = new KafkaTestKit();
     await use(kit);
-    await within(CLEANUP_MS, 'deleting the test\'s Kafka topics and groups', () => kit.teardown());
+    await tearDown(CLEANUP_MS, 'deleting the test\'s Kafka topics and groups', () => kit.teardown());
   },
   etcd: async ({}, use) => {
     const kit = new EtcdTestKit();
     await use(kit);
-    await within(CLEANUP_MS, 'deleting the test\'s etcd keys', () => kit.teardown());
+    await tearDown(CLEANUP_MS, 'deleting the test\'s etcd keys', () => kit.teardown());
   },
   own: async ({ skip }, use) => {
     const started: DedicatedInstance[] = [];
@@ -110,7 +104,7 @@ export const test = base.extend<CheckFixtures>({
         }
       },
     });
-    await within(RELEASE_MS, 'giving back the private service instances', () =>
+    await tearDown(RELEASE_MS, 'giving back the private service instances', () =>
       Promise.allSettled(started.reverse().map((instance) => instance.release())));
   },
   procs: async ({ onTestFailed }, use) => {
@@ -121,7 +115,7 @@ export const test = base.extend<CheckFixtures>({
       error.message += `\nWhat the lesson processes printed:\n${group.combinedLog()}`;
     });
     await use(group);
-    await within(CLEANUP_MS, 'stopping the lesson processes', () => group.teardown());
+    await tearDown(CLEANUP_MS, 'stopping the lesson processes', () => group.teardown());
   },
 });
 

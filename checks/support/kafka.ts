@@ -147,9 +147,9 @@ export class KafkaTestKit {
     const admin = await this.adminFor(topic);
     // On a busy broker, waiting for the new partitions' leaders can fail with "This server does not
     // host this topic-partition" for a moment: the topic exists, its metadata is not everywhere yet.
+    const configEntries = Object.entries(config).map(([name, value]) => ({ name, value }));
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const configEntries = Object.entries(config).map(([name, value]) => ({ name, value }));
         await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: true });
         break;
       } catch (error) {
@@ -293,15 +293,3 @@ export function headerText(headers: KafkaMessage['headers'], name: string): stri
   return first === undefined ? undefined : first.toString();
 }
 
-/** Resolves with the exit of a process, or fails with a message if it is still running after `ms`. */
-export async function exitWithin<T>(exited: Promise<T>, ms: number, message: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message())), ms);
-  });
-  try {
-    return await Promise.race([exited, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -1,4 +1,5 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type GetMessage, type Options } from 'amqplib';
+import { within } from './polling.ts';
 
 /**
  * RabbitMQ plumbing for checks: connections and channels that never crash the test process on a
@@ -138,32 +139,28 @@ export class RabbitScope {
     const exchanges = [...this.exchanges];
     this.queues.clear();
     this.exchanges.clear();
-    if (queues.length === 0 && exchanges.length === 0) {
-      if (shared) await shared.then(closeOrDrop, () => undefined);
-      this.cleanupStep = 'done';
-      return;
-    }
-
-    let admin: ChannelModel | undefined;
+    this.cleanupStep = 'waiting for the test\'s shared connection';
+    let admin = shared ? await shared.catch(() => undefined) : undefined;
     try {
-      this.cleanupStep = 'connecting to delete the test\'s queues and exchanges';
-      admin = shared ? await shared.catch(() => undefined) : undefined;
-      if (!admin) {
-        admin = await connect(this.url());
-        admin.on('error', () => {});
-      }
-      for (const name of queues) {
-        this.cleanupStep = `deleting the queue "${name}"`;
-        await deleteOnFreshChannel(admin, (ch) => ch.deleteQueue(name));
-      }
-      for (const name of exchanges) {
-        this.cleanupStep = `deleting the exchange "${name}"`;
-        await deleteOnFreshChannel(admin, (ch) => ch.deleteExchange(name));
+      if (queues.length > 0 || exchanges.length > 0) {
+        if (!admin) {
+          this.cleanupStep = 'connecting to delete the test\'s queues and exchanges';
+          admin = await connect(this.url());
+          admin.on('error', () => {});
+        }
+        for (const name of queues) {
+          this.cleanupStep = `deleting the queue "${name}"`;
+          await deleteOnFreshChannel(admin, (ch) => ch.deleteQueue(name));
+        }
+        for (const name of exchanges) {
+          this.cleanupStep = `deleting the exchange "${name}"`;
+          await deleteOnFreshChannel(admin, (ch) => ch.deleteExchange(name));
+        }
       }
     } catch {
       // The broker is gone (a dedicated broker already stopped): nothing left to delete.
     } finally {
-      this.cleanupStep = 'closing the connection that deleted them';
+      this.cleanupStep = 'closing the test\'s own connection';
       if (admin) await closeOrDrop(admin);
       this.cleanupStep = 'done';
     }
@@ -243,15 +240,8 @@ async function deleteOnFreshChannel(connection: ChannelModel, remove: (channel: 
 const CLOSE_MS = 5_000;
 
 async function closeOrDrop(connection: ChannelModel): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), CLOSE_MS);
-  });
-  try {
-    if ((await Promise.race([closeQuietly(connection), late])) === 'late') socketOf(connection)?.destroy();
-  } finally {
-    clearTimeout(timer);
-  }
+  // closeQuietly never rejects: only the limit can.
+  await within(CLOSE_MS, closeQuietly(connection), 'no close-ok').catch(() => socketOf(connection)?.destroy());
 }
 
 function socketOf(connection: ChannelModel): { destroy(): void } | undefined {
