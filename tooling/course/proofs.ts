@@ -220,11 +220,17 @@ export async function proveMessagesNameTheFile(lessons: Lesson[]): Promise<Proof
       const silent = failed.filter((r) => !(r.message ?? '').includes(file));
       if (verdict.loadError) proofs.push({ ...name, ok: false, detail: `did not load: ${verdict.loadError}` });
       else if (failed.length === 0) proofs.push({ ...name, ok: false, detail: `nothing failed: the checks do not notice that ${file} is unsolved` });
-      else if (silent.length > 0) proofs.push({ ...name, ok: false, detail: silent.map((r) => `"${r.name}" says: ${(r.message ?? '').split('\n')[0]}`).join('\n') });
+      else if (silent.length > 0) proofs.push({ ...name, ok: false, detail: silent.map((r) => `"${r.name}" says: ${firstLines(r.message ?? '', 12)}`).join('\n') });
       else proofs.push({ ...name, ok: true });
     }
   }
   return proofs;
+}
+
+/** The start of a failure message: enough to show what differed, not a whole process log. */
+function firstLines(message: string, count: number): string {
+  const lines = message.split('\n');
+  return lines.slice(0, count).join('\n') + (lines.length > count ? `\n… (${lines.length - count} more lines)` : '');
 }
 
 /** A tsconfig covering every materialized fixture, so `tsc` proves each one type-checks over its solution. */
